@@ -1,0 +1,152 @@
+//! CORS, as the original app's middleware did it: any origin by default, credentials
+//! allowed (so the origin is echoed, never `*`), any request header. `cors_allowed_origins`
+//! narrows the origins to a comma-separated list; empty allows none.
+
+use http::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::response::{allow_header, empty, json};
+use crate::config::Variables;
+use crate::{Request, Response};
+
+/// Response headers a browser script may read: the ETag for `If-Match`, and the ids.
+const EXPOSED_HEADERS: &str = "ETag, X-Request-Id, Retry-After";
+const PREFLIGHT_MAX_AGE_SECONDS: &str = "600";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsPolicy {
+    AnyOrigin,
+    Origins(Vec<String>),
+}
+
+impl CorsPolicy {
+    pub fn from_variables(variables: &dyn Variables) -> Self {
+        match variables.get("cors_allowed_origins") {
+            Some(origins) if origins.trim() == "*" => Self::AnyOrigin,
+            Some(origins) => Self::Origins(
+                origins.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect(),
+            ),
+            None => Self::Origins(Vec::new()),
+        }
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::AnyOrigin => true,
+            Self::Origins(origins) => origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)),
+        }
+    }
+
+    pub fn is_preflight(request: &Request) -> bool {
+        request.method() == Method::OPTIONS
+            && request.headers().contains_key(ORIGIN)
+            && request.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+    }
+
+    /// Answers a preflight for an endpoint serving `methods`.
+    pub fn preflight(&self, request: &Request, methods: &[Method]) -> Response {
+        let header = |name| request.headers().get(name).and_then(|value: &HeaderValue| value.to_str().ok());
+        let origin = header(ORIGIN).unwrap_or_default();
+        if !self.allows(origin) {
+            return json(StatusCode::BAD_REQUEST, &json!({ "detail": "Disallowed CORS origin" }));
+        }
+        let requested = header(ACCESS_CONTROL_REQUEST_METHOD).unwrap_or_default();
+        if !methods.iter().any(|method| method.as_str().eq_ignore_ascii_case(requested)) {
+            return json(StatusCode::BAD_REQUEST, &json!({ "detail": "Disallowed CORS method" }));
+        }
+        let mut response = empty(StatusCode::NO_CONTENT);
+        self.decorate(request, &mut response);
+        let headers = response.headers_mut();
+        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, allow_header(methods));
+        if let Some(requested_headers) = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS) {
+            headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, requested_headers.clone());
+        }
+        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE_SECONDS));
+        response
+    }
+
+    /// Adds the CORS headers to a response, when the request came from an allowed origin.
+    pub fn decorate(&self, request: &Request, response: &mut Response) {
+        let headers = response.headers_mut();
+        headers.append(VARY, HeaderValue::from_static("Origin"));
+        let Some(origin) = request.headers().get(ORIGIN) else {
+            return;
+        };
+        if !origin.to_str().is_ok_and(|origin| self.allows(origin)) {
+            return;
+        }
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::MapVariables;
+
+    const ADMIN_UI: &str = "http://localhost:3000";
+
+    fn preflight_request(origin: &str, method: &str) -> Request {
+        http::Request::builder()
+            .method(Method::OPTIONS)
+            .header(ORIGIN, origin)
+            .header(ACCESS_CONTROL_REQUEST_METHOD, method)
+            .header(ACCESS_CONTROL_REQUEST_HEADERS, "content-type,authorization")
+            .body(Vec::new())
+            .unwrap()
+    }
+
+    fn policy(value: &str) -> CorsPolicy {
+        CorsPolicy::from_variables(&MapVariables::default().with("cors_allowed_origins", value))
+    }
+
+    #[test]
+    fn the_admin_uis_preflight_for_put_is_allowed_by_default() {
+        let request = preflight_request(ADMIN_UI, "PUT");
+        assert!(CorsPolicy::is_preflight(&request));
+        let response = policy("*").preflight(&request, &[Method::GET, Method::PUT, Method::OPTIONS]);
+        assert_eq!(response.status(), 204);
+        let headers = response.headers();
+        assert_eq!(headers[ACCESS_CONTROL_ALLOW_ORIGIN], ADMIN_UI);
+        assert_eq!(headers[ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+        assert_eq!(headers[ACCESS_CONTROL_ALLOW_HEADERS], "content-type,authorization");
+        assert!(headers[ACCESS_CONTROL_ALLOW_METHODS].to_str().unwrap().contains("PUT"));
+    }
+
+    #[test]
+    fn a_listed_origin_passes_and_others_are_refused() {
+        let policy = policy("https://admin.example.com, http://localhost:3000/");
+        assert!(policy.allows(ADMIN_UI));
+        let refused = policy.preflight(&preflight_request("https://evil.example", "PUT"), &[Method::PUT]);
+        assert_eq!(refused.status(), 400);
+        assert!(!refused.headers().contains_key(ACCESS_CONTROL_ALLOW_ORIGIN));
+    }
+
+    #[test]
+    fn a_preflight_for_a_method_the_endpoint_lacks_is_refused() {
+        let response = policy("*").preflight(&preflight_request(ADMIN_UI, "DELETE"), &[Method::GET]);
+        assert_eq!(response.status(), 400);
+    }
+
+    #[test]
+    fn simple_responses_echo_an_allowed_origin_and_expose_the_etag() {
+        let request = http::Request::builder().header(ORIGIN, ADMIN_UI).body(Vec::new()).unwrap();
+        let mut response = empty(StatusCode::OK);
+        policy("*").decorate(&request, &mut response);
+        assert_eq!(response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], ADMIN_UI);
+        assert!(response.headers()[ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("ETag"));
+        assert_eq!(response.headers()[VARY], "Origin");
+    }
+
+    #[test]
+    fn an_empty_setting_allows_no_origin() {
+        assert_eq!(CorsPolicy::from_variables(&MapVariables::default()), CorsPolicy::Origins(vec![]));
+    }
+}

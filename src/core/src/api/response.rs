@@ -1,0 +1,135 @@
+//! Building responses: JSON bodies, and the errors clients parse, in FastAPI's shapes.
+
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::domain::FieldError;
+use crate::store::StoreError;
+use crate::Response;
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let body = serde_json::to_vec(body).expect("response bodies always serialize");
+    with_body(status, "application/json", body)
+}
+
+pub fn with_body(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+pub fn empty(status: StatusCode) -> Response {
+    let mut response = http::Response::new(Vec::new());
+    *response.status_mut() = status;
+    response
+}
+
+/// Why a request failed, as the client will see it.
+#[derive(Debug)]
+pub enum ApiError {
+    NotFound(&'static str),
+    MethodNotAllowed(&'static [Method]),
+    /// `detail` says whether credentials were missing or wrong.
+    Unauthorized(&'static str),
+    PreconditionFailed,
+    PayloadTooLarge,
+    Validation(Vec<FieldError>),
+    Store(StoreError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Store(StoreError::Unexpected(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            Self::NotFound(detail) | Self::Unauthorized(detail) => json!(detail),
+            Self::MethodNotAllowed(_) => json!("Method Not Allowed"),
+            Self::PreconditionFailed => json!("Integration was modified since it was read"),
+            Self::PayloadTooLarge => json!("Request body too large"),
+            Self::Validation(errors) => json!(errors),
+            Self::Store(StoreError::Unexpected(_)) => json!("Internal Server Error"),
+            Self::Store(_) => json!("Database unavailable"),
+        };
+        let mut response = json(status, &json!({ "detail": detail }));
+        let headers = response.headers_mut();
+        match self {
+            Self::MethodNotAllowed(methods) => {
+                headers.insert(ALLOW, allow_header(methods));
+            }
+            Self::Unauthorized(_) => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Store(StoreError::Misconfigured(_) | StoreError::Unavailable(_)) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+pub fn allow_header(methods: &[Method]) -> HeaderValue {
+    let list: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    HeaderValue::from_str(&list.join(", ")).expect("method names are valid header text")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(response: &Response) -> serde_json::Value {
+        serde_json::from_slice(response.body()).unwrap()
+    }
+
+    #[test]
+    fn http_errors_use_fastapis_detail_string() {
+        let response = ApiError::NotFound("Integration not found").into_response();
+        assert_eq!(response.status(), 404);
+        assert_eq!(body(&response), json!({"detail": "Integration not found"}));
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn method_not_allowed_lists_the_allowed_methods() {
+        let response = ApiError::MethodNotAllowed(&[Method::GET, Method::PUT, Method::OPTIONS]).into_response();
+        assert_eq!(response.headers()[ALLOW], "GET, PUT, OPTIONS");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_without_the_reason() {
+        let response = ApiError::Store(StoreError::Unavailable("connection refused to 10.0.0.5".into())).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
+        assert_eq!(body(&response), json!({"detail": "Database unavailable"}));
+    }
+
+    #[test]
+    fn unauthorized_challenges_for_a_bearer_token() {
+        let response = ApiError::Unauthorized("Not authenticated").into_response();
+        assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+    }
+}

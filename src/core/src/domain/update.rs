@@ -1,0 +1,282 @@
+//! The body of `PUT /admin/integrations/{id}`, parsed into the change it asks for.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::{IntegrationId, Settings};
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// How deep `settings` may nest (the object itself is level 1).
+pub const MAX_SETTINGS_DEPTH: usize = 8;
+
+/// The fields a PUT writes; `None` leaves the stored value as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntegrationUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<bool>,
+    /// Replaces the stored settings whole.
+    pub settings: Option<Settings>,
+}
+
+/// One problem with a request body, in the shape FastAPI (pydantic) reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub loc: Vec<Value>,
+    pub msg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<Value>,
+}
+
+impl FieldError {
+    fn at(field: &str, kind: &'static str, msg: impl Into<String>) -> Self {
+        Self { kind, loc: vec![json!("body"), json!(field)], msg: msg.into(), ctx: None }
+    }
+
+    fn with_ctx(mut self, ctx: Value) -> Self {
+        self.ctx = Some(ctx);
+        self
+    }
+}
+
+impl IntegrationUpdate {
+    /// Parses a PUT body for the integration at `path_id`, reporting every problem at once.
+    ///
+    /// Unknown fields are ignored, so the admin UI can send back the whole object it
+    /// holds. Values are never echoed into errors: `settings` carries secrets.
+    pub fn parse(path_id: &IntegrationId, content_type: Option<&str>, body: &[u8]) -> Result<Self, Vec<FieldError>> {
+        let fields = parse_object(content_type, body)?;
+        let mut errors = Vec::new();
+        let mut update = Self::default();
+
+        if let Some(id) = fields.get("id") {
+            match id.as_str() {
+                None => errors.push(string_type("id")),
+                Some(id) if id != path_id.as_str() => errors.push(FieldError::at(
+                    "id",
+                    "value_error",
+                    "Value error, id must match the id in the path; an integration cannot be renamed",
+                )),
+                Some(_) => {}
+            }
+        }
+        update.name = text_field(&fields, "name", 1, MAX_NAME_CHARS, &mut errors);
+        update.description = text_field(&fields, "description", 0, MAX_DESCRIPTION_CHARS, &mut errors);
+        update.status = fields.get("status").and_then(|value| {
+            let status = value.as_bool();
+            if status.is_none() {
+                errors.push(FieldError::at("status", "bool_type", "Input should be a valid boolean"));
+            }
+            status
+        });
+        update.settings = fields.get("settings").and_then(|value| settings_field(value, &mut errors));
+
+        if errors.is_empty() {
+            Ok(update)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn parse_object(content_type: Option<&str>, body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
+    let body_error = |kind, msg: &str| vec![FieldError { kind, loc: vec![json!("body")], msg: msg.into(), ctx: None }];
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(body_error("missing", "Field required"));
+    }
+    // FastAPI reads a body as JSON when it says so or says nothing; anything else is raw bytes.
+    if content_type.is_some_and(|value| !is_json_media_type(value)) {
+        return Err(body_error(
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        ));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(body_error(
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        )),
+        Err(error) => Err(vec![json_invalid(body, &error)]),
+    }
+}
+
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// FastAPI's `json_invalid`: `loc` holds the byte offset where decoding failed.
+fn json_invalid(body: &[u8], error: &serde_json::Error) -> FieldError {
+    let offset = byte_offset(body, error.line(), error.column());
+    let reason = error.to_string();
+    let reason = reason.split(" at line ").next().unwrap_or(&reason).to_owned();
+    FieldError {
+        kind: "json_invalid",
+        loc: vec![json!("body"), json!(offset)],
+        msg: "JSON decode error".into(),
+        ctx: Some(json!({ "error": reason })),
+    }
+}
+
+fn byte_offset(body: &[u8], line: usize, column: usize) -> usize {
+    let line_start: usize = body.split(|&b| b == b'\n').take(line.saturating_sub(1)).map(|l| l.len() + 1).sum();
+    (line_start + column.saturating_sub(1)).min(body.len())
+}
+
+fn string_type(field: &str) -> FieldError {
+    FieldError::at(field, "string_type", "Input should be a valid string")
+}
+
+fn text_field(
+    fields: &Map<String, Value>,
+    field: &str,
+    min_chars: usize,
+    max_chars: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let value = fields.get(field)?;
+    let Some(text) = value.as_str() else {
+        errors.push(string_type(field));
+        return None;
+    };
+    let chars = text.chars().count();
+    if chars < min_chars {
+        errors.push(
+            FieldError::at(field, "string_too_short", format!("String should have at least {min_chars} character"))
+                .with_ctx(json!({ "min_length": min_chars })),
+        );
+        return None;
+    }
+    if chars > max_chars {
+        errors.push(
+            FieldError::at(field, "string_too_long", format!("String should have at most {max_chars} characters"))
+                .with_ctx(json!({ "max_length": max_chars })),
+        );
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+fn settings_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<Settings> {
+    let Some(settings) = value.as_object() else {
+        errors.push(FieldError::at("settings", "dict_type", "Input should be a valid dictionary"));
+        return None;
+    };
+    if depth(value) > MAX_SETTINGS_DEPTH {
+        errors.push(
+            FieldError::at(
+                "settings",
+                "too_deep",
+                format!("Settings should nest at most {MAX_SETTINGS_DEPTH} levels deep"),
+            )
+            .with_ctx(json!({ "max_depth": MAX_SETTINGS_DEPTH })),
+        );
+        return None;
+    }
+    Some(settings.clone())
+}
+
+/// Nesting depth of containers: a scalar is 0, `{}` is 1, `{"a": []}` is 2.
+fn depth(value: &Value) -> usize {
+    let deepest_child = match value {
+        Value::Object(map) => map.values().map(depth).max(),
+        Value::Array(items) => items.iter().map(depth).max(),
+        _ => return 0,
+    };
+    1 + deepest_child.unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facebook() -> IntegrationId {
+        IntegrationId::parse("facebook").unwrap()
+    }
+
+    fn parse(body: &str) -> Result<IntegrationUpdate, Vec<FieldError>> {
+        IntegrationUpdate::parse(&facebook(), Some("application/json"), body.as_bytes())
+    }
+
+    fn error_kinds(body: &str) -> Vec<(&'static str, Vec<Value>)> {
+        parse(body).unwrap_err().into_iter().map(|e| (e.kind, e.loc)).collect()
+    }
+
+    #[test]
+    fn the_admin_uis_full_object_is_accepted_and_unknown_fields_ignored() {
+        let body = r#"{"id": "facebook", "name": "Facebook Messenger", "description": "d",
+            "status": true, "settings": {"verify": "v"}, "created_at": "x", "updated_at": "y"}"#;
+        let update = parse(body).unwrap();
+        assert_eq!(update.status, Some(true));
+        assert_eq!(update.name.as_deref(), Some("Facebook Messenger"));
+        assert_eq!(update.settings.unwrap()["verify"], "v");
+    }
+
+    #[test]
+    fn a_partial_body_leaves_absent_fields_unset() {
+        let update = parse(r#"{"status": false}"#).unwrap();
+        assert_eq!(update, IntegrationUpdate { status: Some(false), ..Default::default() });
+    }
+
+    #[test]
+    fn a_body_id_that_differs_from_the_path_is_rejected() {
+        assert_eq!(error_kinds(r#"{"id": "twitter"}"#), [("value_error", vec![json!("body"), json!("id")])]);
+    }
+
+    #[test]
+    fn every_wrong_type_is_reported_at_once() {
+        let kinds: Vec<_> = error_kinds(r#"{"id": 1, "name": null, "description": [], "status": "true", "settings": []}"#)
+            .into_iter()
+            .map(|(kind, _)| kind)
+            .collect();
+        assert_eq!(kinds, ["string_type", "string_type", "string_type", "bool_type", "dict_type"]);
+    }
+
+    #[test]
+    fn malformed_json_reports_the_offset_where_decoding_failed() {
+        let errors = parse("{\"status\": tru}").unwrap_err();
+        assert_eq!(errors[0].kind, "json_invalid");
+        assert_eq!(errors[0].loc, [json!("body"), json!(14)]);
+        assert!(!errors[0].ctx.as_ref().unwrap()["error"].as_str().unwrap().contains("line"));
+    }
+
+    #[test]
+    fn non_object_bodies_and_empty_bodies_are_rejected() {
+        assert_eq!(error_kinds("[1]")[0].0, "model_attributes_type");
+        assert_eq!(error_kinds("  ")[0].0, "missing");
+        let as_text = IntegrationUpdate::parse(&facebook(), Some("text/plain"), b"{}");
+        assert_eq!(as_text.unwrap_err()[0].kind, "model_attributes_type");
+    }
+
+    #[test]
+    fn json_media_types_with_parameters_and_suffixes_count_as_json() {
+        for content_type in [None, Some("application/json; charset=utf-8"), Some("application/merge-patch+json")] {
+            assert!(IntegrationUpdate::parse(&facebook(), content_type, b"{}").is_ok(), "{content_type:?}");
+        }
+    }
+
+    #[test]
+    fn name_and_description_lengths_are_bounded() {
+        let long_name = format!(r#"{{"name": "{}"}}"#, "n".repeat(MAX_NAME_CHARS + 1));
+        assert_eq!(error_kinds(&long_name)[0].0, "string_too_long");
+        assert_eq!(error_kinds(r#"{"name": ""}"#)[0].0, "string_too_short");
+        assert!(parse(r#"{"description": ""}"#).is_ok());
+    }
+
+    #[test]
+    fn settings_nesting_is_bounded() {
+        let nest = |levels: usize| format!(r#"{{"settings": {}{}}}"#, "{\"a\": ".repeat(levels - 1) + "{}", "}".repeat(levels - 1));
+        assert!(parse(&nest(MAX_SETTINGS_DEPTH)).is_ok());
+        assert_eq!(error_kinds(&nest(MAX_SETTINGS_DEPTH + 1))[0].0, "too_deep");
+    }
+
+    #[test]
+    fn errors_never_echo_the_values_sent() {
+        let errors = parse(r#"{"settings": "s3cret", "status": "s3cret"}"#).unwrap_err();
+        assert!(!serde_json::to_string(&errors).unwrap().contains("s3cret"));
+    }
+}
