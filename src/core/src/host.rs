@@ -2,7 +2,7 @@
 //! real one; the core's unit tests use their own.
 
 use crate::config::{Storage, Variables};
-use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::{PostgresStore, SealedSettings, SettingsKey, SqliteStore, Store, StoreError};
 
 pub trait Host: Variables {
     fn open_store(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError>;
@@ -20,10 +20,16 @@ impl Variables for SpinHost {
 
 impl Host for SpinHost {
     fn open_store(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
-        match storage {
-            Storage::Postgres { dsn } => Ok(Box::new(PostgresStore::open(dsn)?)),
-            Storage::Sqlite => Ok(Box::new(SqliteStore::open()?)),
-            Storage::Misconfigured { why, .. } => Err(StoreError::Misconfigured(why)),
-        }
+        // Parsed before connecting: a bad key is a configuration error, not an outage.
+        let key = self.get("settings_encryption_key").map(|key| SettingsKey::parse(&key)).transpose()?;
+        let store: Box<dyn Store> = match storage {
+            Storage::Postgres { dsn } => Box::new(PostgresStore::open(dsn)?),
+            Storage::Sqlite => Box::new(SqliteStore::open()?),
+            Storage::Misconfigured { why, .. } => return Err(StoreError::Misconfigured(why)),
+        };
+        Ok(match key {
+            Some(key) => Box::new(SealedSettings::new(store, key)),
+            None => store,
+        })
     }
 }

@@ -7,6 +7,7 @@
 
 mod postgres;
 mod schema;
+mod sealed;
 mod sqlite;
 #[cfg(test)]
 pub mod memory;
@@ -16,6 +17,7 @@ use std::fmt;
 use crate::domain::{Integration, IntegrationId, IntegrationUpdate, Precondition};
 
 pub use postgres::PostgresStore;
+pub use sealed::{SealedSettings, SettingsKey};
 pub use sqlite::SqliteStore;
 
 /// The storage a request talks to.
