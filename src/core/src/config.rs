@@ -20,10 +20,15 @@ pub trait Variables {
 /// Which database a request should use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
-    Postgres { dsn: String },
+    Postgres {
+        dsn: String,
+    },
     Sqlite,
     /// Says why no database can be used; every database request answers 503.
-    Misconfigured { backend: Backend, why: &'static str },
+    Misconfigured {
+        backend: Backend,
+        why: &'static str,
+    },
 }
 
 impl Storage {

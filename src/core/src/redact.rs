@@ -41,7 +41,11 @@ pub fn short_reason(text: &str) -> String {
         .unwrap_or(first_line.len());
     let safe: String = first_line[..cut].chars().take(MAX_REASON_CHARS).collect();
     let safe = safe.trim();
-    if safe.is_empty() { "unrecognised database error".to_owned() } else { safe.to_owned() }
+    if safe.is_empty() {
+        "unrecognised database error".to_owned()
+    } else {
+        safe.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -50,7 +54,8 @@ mod tests {
 
     #[test]
     fn known_failures_get_their_short_name() {
-        let refused = "Error occurred while creating a new object: error connecting to server: Connection refused (os error 111)";
+        let refused =
+            "Error occurred while creating a new object: error connecting to server: Connection refused (os error 111)";
         assert_eq!(short_reason(refused), "connection refused");
         assert_eq!(
             short_reason("address postgres://10.0.0.5:5432 is not permitted"),

@@ -23,7 +23,8 @@ pub struct Telemetry {
 impl Telemetry {
     pub fn start(component: &'static str, min_level: LogLevel, request: &Request) -> Self {
         let header = |name| request.headers().get(name).and_then(|value| value.to_str().ok());
-        let request_id = header("x-request-id").filter(|id| is_safe_request_id(id)).map_or_else(new_request_id, str::to_owned);
+        let request_id =
+            header("x-request-id").filter(|id| is_safe_request_id(id)).map_or_else(new_request_id, str::to_owned);
         let trace = header("traceparent").and_then(TraceContext::parse);
         Self { component, min_level, request_id, trace }
     }
@@ -138,7 +139,8 @@ mod tests {
             LogLevel::Info,
             &request(&[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]),
         );
-        let line = telemetry.line(LogLevel::Info, "request", json!({"status": 200, "path": "/admin/integrations/facebook"}));
+        let line =
+            telemetry.line(LogLevel::Info, "request", json!({"status": 200, "path": "/admin/integrations/facebook"}));
         let parsed: Value = serde_json::from_str(&line).unwrap();
         for field in ["ts", "level", "msg", "component", "status", "path", "request_id", "trace_id", "span_id"] {
             assert!(parsed.get(field).is_some(), "{field} missing from {line}");

@@ -68,9 +68,8 @@ fn get(store: &dyn Store, id: &IntegrationId, request: &Request) -> Result<Respo
     let integration = store.get(id)?.ok_or(NOT_FOUND)?;
     let if_none_match = request.headers().get(IF_NONE_MATCH).and_then(|value| value.to_str().ok());
     // If-None-Match compares weakly: `W/"3"` still names version 3.
-    let unchanged = if_none_match.is_some_and(|tags| {
-        Precondition::parse_if_match(&tags.replace("W/", "")).is_met_by(integration.version)
-    });
+    let unchanged = if_none_match
+        .is_some_and(|tags| Precondition::parse_if_match(&tags.replace("W/", "")).is_met_by(integration.version));
     if unchanged {
         let mut response = empty(StatusCode::NOT_MODIFIED);
         response.headers_mut().insert(ETAG, etag(&integration));
@@ -79,11 +78,14 @@ fn get(store: &dyn Store, id: &IntegrationId, request: &Request) -> Result<Respo
     Ok(with_etag(&integration))
 }
 
-fn put(store: &dyn Store, id: &IntegrationId, update: &IntegrationUpdate, request: &Request) -> Result<Response, ApiError> {
-    let precondition = request
-        .headers()
-        .get(IF_MATCH)
-        .map(|value| Precondition::parse_if_match(value.to_str().unwrap_or_default()));
+fn put(
+    store: &dyn Store,
+    id: &IntegrationId,
+    update: &IntegrationUpdate,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    let precondition =
+        request.headers().get(IF_MATCH).map(|value| Precondition::parse_if_match(value.to_str().unwrap_or_default()));
     match store.update(id, update, precondition.as_ref())? {
         UpdateOutcome::Updated(integration) => Ok(with_etag(&integration)),
         UpdateOutcome::NotFound => Err(NOT_FOUND),

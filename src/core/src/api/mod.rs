@@ -21,8 +21,6 @@ use crate::telemetry::Telemetry;
 use crate::{Endpoint, Request, Response};
 use response::{allow_header, ApiError};
 
-pub use response::ApiError as Error;
-
 impl Endpoint {
     /// The component id in spin.toml, as log lines name it.
     pub fn component(self) -> &'static str {
@@ -137,7 +135,12 @@ mod tests {
             self
         }
 
-        fn call(&self, endpoint: Endpoint, request: http::request::Builder, body: &str) -> (StatusCode, http::HeaderMap, Value) {
+        fn call(
+            &self,
+            endpoint: Endpoint,
+            request: http::request::Builder,
+            body: &str,
+        ) -> (StatusCode, http::HeaderMap, Value) {
             let response = handle(endpoint, request.body(body.as_bytes().to_vec()).unwrap(), self);
             let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
             (response.status(), response.headers().clone(), body)

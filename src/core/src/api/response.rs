@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn an_unreachable_database_is_a_503_to_retry_without_the_reason() {
-        let response = ApiError::Store(StoreError::Unavailable("connection refused to 10.0.0.5".into())).into_response();
+        let response =
+            ApiError::Store(StoreError::Unavailable("connection refused to 10.0.0.5".into())).into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "5");
         assert_eq!(body(&response), json!({"detail": "Database unavailable"}));

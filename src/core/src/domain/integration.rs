@@ -26,9 +26,7 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     pub fn now() -> Self {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Self(i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX))
     }
 
@@ -37,9 +35,7 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        DateTime::from_timestamp_micros(self.0)
-            .unwrap_or_default()
-            .to_rfc3339_opts(SecondsFormat::Micros, true)
+        DateTime::from_timestamp_micros(self.0).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 }
 

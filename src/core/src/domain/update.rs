@@ -229,10 +229,11 @@ mod tests {
 
     #[test]
     fn every_wrong_type_is_reported_at_once() {
-        let kinds: Vec<_> = error_kinds(r#"{"id": 1, "name": null, "description": [], "status": "true", "settings": []}"#)
-            .into_iter()
-            .map(|(kind, _)| kind)
-            .collect();
+        let kinds: Vec<_> =
+            error_kinds(r#"{"id": 1, "name": null, "description": [], "status": "true", "settings": []}"#)
+                .into_iter()
+                .map(|(kind, _)| kind)
+                .collect();
         assert_eq!(kinds, ["string_type", "string_type", "string_type", "bool_type", "dict_type"]);
     }
 
@@ -269,7 +270,9 @@ mod tests {
 
     #[test]
     fn settings_nesting_is_bounded() {
-        let nest = |levels: usize| format!(r#"{{"settings": {}{}}}"#, "{\"a\": ".repeat(levels - 1) + "{}", "}".repeat(levels - 1));
+        let nest = |levels: usize| {
+            format!(r#"{{"settings": {}{}}}"#, "{\"a\": ".repeat(levels - 1) + "{}", "}".repeat(levels - 1))
+        };
         assert!(parse(&nest(MAX_SETTINGS_DEPTH)).is_ok());
         assert_eq!(error_kinds(&nest(MAX_SETTINGS_DEPTH + 1))[0].0, "too_deep");
     }

@@ -30,7 +30,6 @@ impl MemoryStore {
             .collect();
         Self { rows: Rc::new(RefCell::new(rows)) }
     }
-
 }
 
 impl Store for MemoryStore {

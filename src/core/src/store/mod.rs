@@ -5,12 +5,12 @@
 //! reach the database reported as [`StoreError::Unavailable`] with a short reason that
 //! never carries a DSN, a password or a stored value.
 
+#[cfg(test)]
+pub mod memory;
 mod postgres;
 mod schema;
 mod sealed;
 mod sqlite;
-#[cfg(test)]
-pub mod memory;
 
 use std::fmt;
 

@@ -44,14 +44,16 @@ impl SettingsKey {
     }
 
     fn open(&self, id: &str, name: &str, stored: &str) -> Result<String, StoreError> {
-        let cannot_open = || StoreError::Unexpected(format!("sealed setting {name} of {id} does not open with this key"));
+        let cannot_open =
+            || StoreError::Unexpected(format!("sealed setting {name} of {id} does not open with this key"));
         let bytes = BASE64.decode(&stored[PREFIX.len()..]).map_err(|_| cannot_open())?;
         if bytes.len() < NONCE_LEN {
             return Err(cannot_open());
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let aad = associated_data(id, name);
-        let plain = self.0.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad }).map_err(|_| cannot_open())?;
+        let plain =
+            self.0.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad }).map_err(|_| cannot_open())?;
         String::from_utf8(plain).map_err(|_| cannot_open())
     }
 }

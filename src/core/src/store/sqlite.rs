@@ -53,10 +53,8 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, id: &IntegrationId) -> Result<Option<Integration>, StoreError> {
-        let result = self.execute(
-            &format!("SELECT {COLUMNS} FROM integrations WHERE id = ?1"),
-            &[Value::Text(id.to_string())],
-        )?;
+        let result =
+            self.execute(&format!("SELECT {COLUMNS} FROM integrations WHERE id = ?1"), &[Value::Text(id.to_string())])?;
         result.rows.first().map(|row| decode(&row.values)).transpose()
     }
 
