@@ -279,6 +279,24 @@ mod tests {
     }
 
     #[test]
+    fn a_scrape_reports_the_integrations_and_still_answers_while_the_database_is_down() {
+        let scrape = |host: &TestHost| {
+            let request = http::Request::builder().uri("/metrics").body(Vec::new()).unwrap();
+            let response = handle(Endpoint::Metrics, request, host);
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["content-type"], crate::metrics::CONTENT_TYPE);
+            String::from_utf8(response.into_body()).unwrap()
+        };
+        let healthy = scrape(&TestHost::new().with("metrics_enabled", "true"));
+        for line in ["integrations_database_up 1", "integrations_stored 2", r#"integration_enabled{id="facebook"} 0"#] {
+            assert!(healthy.lines().any(|l| l == line), "{line} missing from\n{healthy}");
+        }
+        let down = scrape(&TestHost::new().with("metrics_enabled", "true").down());
+        assert!(down.lines().any(|l| l == "integrations_database_up 0"), "{down}");
+        assert!(!down.contains("integrations_stored"), "{down}");
+    }
+
+    #[test]
     fn openapi_and_docs_are_served_from_one_component() {
         let host = TestHost::new();
         let (status, headers, spec) = host.call(Endpoint::OpenApi, http::Request::builder().uri("/openapi.json"), "");
