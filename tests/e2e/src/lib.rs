@@ -1,0 +1,223 @@
+//! The harness of the end-to-end tests: the project's spin.toml served by the test host,
+//! on a fresh PostgreSQL database or a fresh SQLite state directory, and a client whose
+//! every response is checked against the OpenAPI description.
+
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::Method;
+use serde_json::Value;
+use spin_test_host::{PostgresFixture, TestApp, TestAppOptions};
+
+use spec::Spec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The service under test, and what it runs on.
+pub struct Service {
+    pub app: TestApp,
+    pub backend: Backend,
+    /// The cluster behind a PostgreSQL service.
+    cluster: Option<Cluster>,
+    pub dsn: Option<String>,
+    client: reqwest::Client,
+    _state_dir: tempfile::TempDir,
+}
+
+pub fn manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml")
+}
+
+fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(Spec::load)
+}
+
+impl Service {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts the app with `variables` on top of what the backend needs. PostgreSQL services
+    /// get a fresh database on the test process's shared cluster.
+    pub async fn start_with(backend: Backend, variables: &[(&str, &str)]) -> Self {
+        let cluster = match backend {
+            Backend::Postgres => Some(Cluster::Shared(PostgresFixture::shared().await.expect("PostgreSQL starts"))),
+            Backend::Sqlite => None,
+        };
+        Self::start_on(backend, cluster, variables).await
+    }
+
+    /// A PostgreSQL service on a cluster of its own, which the test may stop and restart.
+    pub async fn start_with_own_cluster(variables: &[(&str, &str)]) -> Self {
+        let cluster = Cluster::Own(PostgresFixture::start().await.expect("PostgreSQL starts"));
+        Self::start_on(Backend::Postgres, Some(cluster), variables).await
+    }
+
+    async fn start_on(backend: Backend, cluster: Option<Cluster>, variables: &[(&str, &str)]) -> Self {
+        let mut all: Vec<(String, String)> = Vec::new();
+        let dsn = match &cluster {
+            Some(cluster) => {
+                let dsn = fresh_database(&cluster.fixture().dsn()).await;
+                all.push(("db_dsn".into(), dsn.clone()));
+                all.push(("db_host".into(), cluster.fixture().host_port()));
+                all.push(("db_backend".into(), "postgres".into()));
+                Some(dsn)
+            }
+            None => None,
+        };
+        all.extend(variables.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+        let state_dir = tempfile::tempdir().unwrap();
+        let app = TestApp::start(TestAppOptions {
+            manifest: manifest(),
+            variables: all,
+            state_dir: Some(state_dir.path().to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("the app starts under the test host");
+        Self { app, backend, cluster, dsn, client: reqwest::Client::new(), _state_dir: state_dir }
+    }
+
+    /// Stops this service's own cluster (see `start_with_own_cluster`).
+    pub async fn stop_database(&self) {
+        self.own_cluster().stop().await.expect("PostgreSQL stops");
+    }
+
+    pub async fn restart_database(&self) {
+        self.own_cluster().restart().await.expect("PostgreSQL starts again");
+    }
+
+    fn own_cluster(&self) -> &PostgresFixture {
+        match &self.cluster {
+            Some(Cluster::Own(fixture)) => fixture,
+            _ => panic!("only a service started with its own cluster may stop it"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.app.base_url().trim_end_matches('/'))
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PUT, path, &[("content-type", "application/json")], Some(body.to_string().into_bytes())).await
+    }
+
+    /// Sends a request and checks the response against the OpenAPI description.
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let mut request = self.client.request(method.clone(), self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let reply = Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.expect("a whole body").to_vec(),
+        };
+        let content_type = reply.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let spec_path = path.split('?').next().unwrap_or(path);
+        if let Err(mismatch) = spec().check(method.as_str(), spec_path, reply.status, content_type, &reply.body) {
+            panic!("response contradicts openapi.json: {mismatch}\nbody: {}", String::from_utf8_lossy(&reply.body));
+        }
+        reply
+    }
+
+    /// Every line the components wrote to stdout and stderr so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.app.logs().into_iter().map(|line| line.line).collect()
+    }
+}
+
+enum Cluster {
+    Shared(&'static PostgresFixture),
+    Own(PostgresFixture),
+}
+
+impl Cluster {
+    fn fixture(&self) -> &PostgresFixture {
+        match self {
+            Self::Shared(fixture) => fixture,
+            Self::Own(fixture) => fixture,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// A new, empty database on the cluster behind `admin_dsn`, so that tests sharing a
+/// cluster (or a `TEST_DATABASE_URL`) never see each other's rows.
+async fn fresh_database(admin_dsn: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("e2e_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let (client, connection) =
+        tokio_postgres::connect(admin_dsn, tokio_postgres::NoTls).await.expect("admin connection");
+    tokio::spawn(connection);
+    // Two statements: a multi-statement batch would run as one transaction, which these refuse.
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.expect("DROP DATABASE");
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
+    with_database(admin_dsn, &name)
+}
+
+/// `dsn` with its database name replaced.
+fn with_database(dsn: &str, name: &str) -> String {
+    let (base, query) = dsn.split_once('?').map_or((dsn, None), |(base, query)| (base, Some(query)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Opens a direct connection, for tests that look at the rows themselves.
+pub async fn connect(dsn: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.expect("direct connection");
+    tokio::spawn(connection);
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_database_name_is_swapped_and_the_query_kept() {
+        assert_eq!(
+            super::with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
+            "postgres://u@h:1/x?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+    }
+}

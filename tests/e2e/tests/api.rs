@@ -1,0 +1,219 @@
+//! The integrations API end to end: real HTTP into the built components, on PostgreSQL
+//! and on SQLite. Each test runs once per backend.
+
+use e2e::{Backend, Service};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Runs an async test body once on PostgreSQL and once on SQLite.
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(Service::start(Backend::Postgres).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(Service::start(Backend::Sqlite).await).await
+            }
+        }
+    };
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap()).collect()
+}
+
+on_both_backends!(list_answers_with_and_without_the_trailing_slash, |service: Service| async move {
+    for path in ["/admin/integrations", "/admin/integrations/"] {
+        let reply = service.get(path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(ids(&reply.json()), ["facebook", "chat_widget"]);
+    }
+    let facebook = &service.get("/admin/integrations").await.json()[0];
+    assert_eq!(facebook["settings"], json!({"verify": "ai-chatbot-framework", "secret": "", "page_access_token": ""}));
+    assert_eq!(facebook["status"], false);
+});
+
+on_both_backends!(the_admin_uis_call_sequence_works, |service: Service| async move {
+    // The UI lists, opens one integration, then PUTs its whole object on every keystroke.
+    assert_eq!(service.get("/admin/integrations/").await.status, 200);
+    let mut facebook = service.get("/admin/integrations/facebook").await.json();
+    let mut typed = String::new();
+    for key in "my-verify-token".chars() {
+        typed.push(key);
+        facebook["settings"]["verify"] = json!(typed);
+        let reply = service.put("/admin/integrations/facebook", &facebook).await;
+        assert_eq!(reply.status, 200);
+        facebook = reply.json();
+    }
+    facebook["status"] = json!(true);
+    let toggled = service.put("/admin/integrations/facebook", &facebook).await.json();
+    assert_eq!(toggled["status"], true);
+    assert_eq!(toggled["settings"]["verify"], "my-verify-token");
+    let stored = service.get("/admin/integrations/facebook").await;
+    assert_eq!(stored.json()["settings"]["verify"], "my-verify-token");
+    assert_eq!(stored.header("etag"), Some(&*format!("\"{}\"", "my-verify-token".len() + 2)));
+});
+
+on_both_backends!(partial_puts_keep_what_they_do_not_name, |service: Service| async move {
+    let reply = service.put("/admin/integrations/chat_widget", &json!({"settings": {"color": "blue"}})).await;
+    assert_eq!(reply.status, 200);
+    let reply = service.put("/admin/integrations/chat_widget", &json!({"status": false})).await;
+    let widget = reply.json();
+    assert_eq!((widget["status"].clone(), widget["settings"].clone()), (json!(false), json!({"color": "blue"})));
+    assert_eq!(widget["name"], "Chat Widget");
+    assert!(widget["updated_at"].as_str() >= widget["created_at"].as_str());
+});
+
+on_both_backends!(bad_requests_get_clear_4xx_and_change_nothing, |service: Service| async move {
+    let before = service.get("/admin/integrations/facebook").await.json();
+    let json_body = |body: &str| Some(body.as_bytes().to_vec());
+    let cases: Vec<(Method, &str, Option<Vec<u8>>, u16)> = vec![
+        (Method::GET, "/admin/integrations/nope", None, 404),
+        (Method::GET, "/admin/integrations/fa%20b", None, 404),
+        (Method::PUT, "/admin/integrations/twitter", json_body(r#"{"status": true}"#), 404),
+        (Method::DELETE, "/admin/integrations/facebook", None, 405),
+        (Method::POST, "/admin/integrations", json_body("{}"), 405),
+        (Method::PUT, "/admin/integrations/facebook", json_body(r#"{"id": "renamed"}"#), 422),
+        (Method::PUT, "/admin/integrations/facebook", json_body(r#"{"status": "yes", "settings": []}"#), 422),
+        (Method::PUT, "/admin/integrations/facebook", json_body("{\"status\": tru"), 422),
+        (Method::PUT, "/admin/integrations/facebook", json_body(""), 422),
+        (Method::PUT, "/admin/integrations/facebook", Some(vec![b' '; 64 * 1024 + 1]), 413),
+    ];
+    for (method, path, body, expected) in cases {
+        let reply = service.send(method.clone(), path, &[("content-type", "application/json")], body).await;
+        assert_eq!(reply.status, expected, "{method} {path}: {}", String::from_utf8_lossy(&reply.body));
+    }
+    let invalid = service
+        .send(Method::PUT, "/admin/integrations/facebook", &[], json_body(r#"{"status": 1, "name": 2}"#))
+        .await
+        .json();
+    let locs: Vec<Value> = invalid["detail"].as_array().unwrap().iter().map(|e| e["loc"].clone()).collect();
+    assert_eq!(locs, [json!(["body", "name"]), json!(["body", "status"])]);
+    let not_found = service.get("/admin/integrations/nope").await.json();
+    assert_eq!(not_found, json!({"detail": "Integration not found"}));
+    let method = service.send(Method::DELETE, "/admin/integrations/facebook", &[], None).await;
+    assert_eq!(method.header("allow"), Some("GET, PUT, OPTIONS"));
+    assert_eq!(service.get("/admin/integrations/facebook").await.json(), before);
+    // Spin itself answers a path no route matches.
+    let unrouted = service.get("/admin/integrations/a/b").await;
+    assert_eq!((unrouted.status, unrouted.body.len()), (404, 0));
+});
+
+on_both_backends!(a_stale_if_match_is_refused_with_412, |service: Service| async move {
+    let read = service.get("/admin/integrations/facebook").await;
+    let etag = read.header("etag").unwrap().to_owned();
+    let headers = [("if-match", etag.as_str()), ("content-type", "application/json")];
+    let put = |status: bool| {
+        let body = Some(json!({ "status": status }).to_string().into_bytes());
+        service.send(Method::PUT, "/admin/integrations/facebook", &headers, body)
+    };
+    assert_eq!(put(true).await.status, 200);
+    let stale = put(false).await;
+    assert_eq!(stale.status, 412);
+    assert_eq!(stale.json(), json!({"detail": "Integration was modified since it was read"}));
+    assert_eq!(service.get("/admin/integrations/facebook").await.json()["status"], true);
+    let unchanged = service.send(Method::GET, "/admin/integrations/facebook", &[("if-none-match", &etag)], None).await;
+    assert_eq!(unchanged.status, 200, "an old etag is not the current one");
+});
+
+on_both_backends!(preflight_and_cors_headers_let_the_admin_ui_in, |service: Service| async move {
+    let origin = "http://localhost:3000";
+    let preflight = service
+        .send(
+            Method::OPTIONS,
+            "/admin/integrations/facebook",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "content-type"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some(origin));
+    assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
+    assert!(preflight.header("access-control-allow-methods").unwrap().contains("PUT"));
+    assert_eq!(preflight.header("access-control-allow-headers"), Some("content-type"));
+    let get = service.send(Method::GET, "/admin/integrations/", &[("origin", origin)], None).await;
+    assert_eq!(get.header("access-control-allow-origin"), Some(origin));
+    assert!(get.header("access-control-expose-headers").unwrap().contains("ETag"));
+});
+
+on_both_backends!(concurrent_first_requests_seed_exactly_two_rows, |service: Service| async move {
+    let replies = futures::future::join_all((0..24).map(|_| service.get("/admin/integrations/"))).await;
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(ids(&reply.json()), ["facebook", "chat_widget"]);
+    }
+    if let Some(dsn) = &service.dsn {
+        let client = e2e::connect(dsn).await;
+        let count: i64 = client.query_one("SELECT count(*) FROM integrations", &[]).await.unwrap().get(0);
+        assert_eq!(count, 2);
+        let version: i64 =
+            client.query_one("SELECT max(version) FROM integrations_schema_migrations", &[]).await.unwrap().get(0);
+        assert_eq!(version, 1);
+    }
+});
+
+on_both_backends!(concurrent_puts_lose_no_write, |service: Service| async move {
+    service.get("/admin/integrations/").await; // the schema exists before the race
+    let writers = 16;
+    let service = &service;
+    let puts = (0..writers).map(|i| async move {
+        let body =
+            if i % 2 == 0 { json!({ "settings": { "writer": i } }) } else { json!({ "name": format!("name {i}") }) };
+        service.put("/admin/integrations/chat_widget", &body).await
+    });
+    for reply in futures::future::join_all(puts).await {
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    let widget = service.get("/admin/integrations/chat_widget").await;
+    // Every write landed on top of the previous one: one version step each.
+    assert_eq!(widget.header("etag"), Some(&*format!("\"{}\"", writers + 1)));
+    let widget = widget.json();
+    assert_eq!(widget["settings"]["writer"].as_i64().unwrap() % 2, 0, "settings come from a settings write");
+    assert!(widget["name"].as_str().unwrap().starts_with("name "), "the name comes from a name write");
+    assert_eq!(widget["description"], "Add a chat widget to your website");
+});
+
+on_both_backends!(probes_docs_and_metrics_answer, |service: Service| async move {
+    assert_eq!(service.get("/health").await.json(), json!({"status": "ok"}));
+    let backend = if service.backend == Backend::Postgres { "postgres" } else { "sqlite" };
+    for path in ["/readiness", "/ready"] {
+        assert_eq!(service.get(path).await.json(), json!({"status": "ok", "backend": backend}));
+    }
+    let spec = service.get("/openapi.json").await.json();
+    assert!(spec["paths"]["/admin/integrations/{id}"]["put"].is_object());
+    let docs = service.get("/docs").await;
+    assert!(docs.header("content-type").unwrap().starts_with("text/html"));
+    let metrics = service.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(String::from_utf8_lossy(&metrics.body).contains("integrations_"));
+});
+
+on_both_backends!(every_request_writes_one_json_log_line, |service: Service| async move {
+    let reply = service.send(Method::GET, "/admin/integrations/facebook", &[("x-request-id", "e2e-req-1")], None).await;
+    assert_eq!(reply.header("x-request-id"), Some("e2e-req-1"));
+    let line = wait_for_log(&service, "e2e-req-1").await;
+    let line: Value = serde_json::from_str(&line).expect("a JSON log line");
+    for field in ["ts", "level", "msg", "component", "method", "path", "status", "duration_ms", "request_id"] {
+        assert!(line.get(field).is_some(), "{field} missing in {line}");
+    }
+    assert_eq!((line["status"].as_u64(), line["component"].as_str()), (Some(200), Some("integrations-item")));
+});
+
+/// Log lines travel through the host's output pipes; give them a moment.
+pub async fn wait_for_log(service: &Service, needle: &str) -> String {
+    for _ in 0..100 {
+        if let Some(line) = service.log_lines().into_iter().find(|line| line.contains(needle)) {
+            return line;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no log line contains {needle}: {:#?}", service.log_lines());
+}
