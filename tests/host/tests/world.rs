@@ -1,0 +1,57 @@
+//! `wit/world.wit` is exactly what the built components import: nothing they use is missing
+//! from it, and nothing in it is unused.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use spin_test_host::manifest::AppManifest;
+use wasmparser::{Parser, Payload};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `import` lines of every world in `wit/world.wit`.
+fn world_imports() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join("wit/world.wit")).unwrap();
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("import "))
+        .map(|rest| rest.trim_end_matches(';').trim().to_string())
+        .collect()
+}
+
+/// The top-level imports of a component (not those of the core modules inside it).
+fn component_imports(wasm: &[u8]) -> BTreeSet<String> {
+    let mut imports = BTreeSet::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.expect("a valid component") {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    imports.insert(import.unwrap().name.0.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    imports
+}
+
+#[test]
+fn the_world_is_exactly_what_the_components_import() {
+    let manifest = AppManifest::load(&root().join("spin.toml")).unwrap();
+    let world = world_imports();
+    let mut used = BTreeSet::new();
+    for component in manifest.components.values() {
+        let wasm = std::fs::read(&component.source)
+            .unwrap_or_else(|e| panic!("{} ({e}): build the components first (tests/run)", component.source.display()));
+        let imports = component_imports(&wasm);
+        let unknown: Vec<_> = imports.difference(&world).collect();
+        assert!(unknown.is_empty(), "{} imports {unknown:?}, which wit/world.wit does not name", component.id);
+        used.extend(imports);
+    }
+    let unused: Vec<_> = world.difference(&used).collect();
+    assert!(unused.is_empty(), "wit/world.wit names {unused:?}, which no component imports");
+}
