@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use tokio::net::TcpListener;
@@ -36,6 +37,7 @@ pub struct TestAppOptions {
 
 /// A running app. Dropping it stops the server.
 pub struct TestApp {
+    server_state: Arc<Server>,
     address: SocketAddr,
     base_url: String,
     logs: LogSink,
@@ -68,8 +70,16 @@ impl TestApp {
         let router = Router::build(&manifest.http_routes)?;
         let listener = TcpListener::bind(options.listen.unwrap_or_else(|| ([127, 0, 0, 1], 0).into())).await?;
         let address = listener.local_addr()?;
-        let server = tokio::spawn(Arc::new(Server { app, router }).serve(listener));
-        Ok(Self { address, base_url: format!("http://{address}"), logs, server, _temporary_state: temporary_state })
+        let server_state = Arc::new(Server { app, router });
+        let server = tokio::spawn(server_state.clone().serve(listener));
+        Ok(Self {
+            server_state,
+            address,
+            base_url: format!("http://{address}"),
+            logs,
+            server,
+            _temporary_state: temporary_state,
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -83,6 +93,21 @@ impl TestApp {
     /// Every line the components (and the host, about them) have written so far.
     pub fn logs(&self) -> Vec<LogLine> {
         self.logs.lines()
+    }
+
+    /// What each request pays before its handler runs: a fresh store and instance of
+    /// `component`, measured `iterations` times.
+    pub async fn measure_instantiation(&self, component: &str, iterations: usize) -> Result<Vec<Duration>> {
+        let loaded =
+            self.server_state.app.components.get(component).with_context(|| format!("no component {component}"))?;
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let instance = loaded.instantiate().await?;
+            samples.push(started.elapsed());
+            drop(instance);
+        }
+        Ok(samples)
     }
 
     /// Serves until the process is stopped.

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, Result};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi_http::bindings::ProxyPre;
 
 use crate::allowed_hosts::AllowedHosts;
@@ -21,10 +21,50 @@ use crate::state::{AppContext, ComponentContext, InstanceState};
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let mut config = wasmtime::Config::new();
-        config.async_support(true).wasm_component_model(true);
-        Engine::new(&config).expect("a wasmtime engine")
+        let pooling = std::env::var("SPIN_WASMTIME_POOLING").map_or(true, |value| value != "0");
+        if pooling {
+            if let Ok(engine) = Engine::new(&config(Some(pooling_config()))) {
+                return engine;
+            }
+        }
+        Engine::new(&config(None)).expect("a wasmtime engine")
     })
+}
+
+fn config(pooling: Option<PoolingAllocationConfig>) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.async_support(true).wasm_component_model(true);
+    if let Some(pooling) = pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
+    config
+}
+
+/// Spin's pooling allocator settings (crates/core, for `spin up`), so that instantiation costs
+/// what it costs under Spin; like Spin, the host falls back to on-demand allocation where the
+/// pool cannot be reserved, and `SPIN_WASMTIME_POOLING=0` turns it off.
+fn pooling_config() -> PoolingAllocationConfig {
+    const MB: usize = 1 << 20;
+    const MAX_INSTANCES: u32 = 1_000;
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(MAX_INSTANCES)
+        .total_memories(MAX_INSTANCES)
+        .total_tables(2 * MAX_INSTANCES)
+        .total_stacks(MAX_INSTANCES)
+        .total_core_instances(4 * MAX_INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MB)
+        .max_core_instance_size(10 * MB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MB)
+        .table_keep_resident(MB / 2);
+    pooling
 }
 
 fn compile(path: &Path) -> Result<Component> {
