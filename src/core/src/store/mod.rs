@@ -16,7 +16,7 @@ use std::fmt;
 
 use crate::domain::{Integration, IntegrationId, IntegrationUpdate, Precondition};
 
-pub use postgres::PostgresStore;
+pub use postgres::{statements as postgres_statements, PostgresStore};
 pub use sealed::{SealedSettings, SettingsKey};
 pub use sqlite::SqliteStore;
 

@@ -16,6 +16,44 @@ const COLUMNS: &str = "id, name, description, status, settings, version, \
 
 const UNDEFINED_TABLE: &str = "42P01";
 
+/// The statements this store sends, public so that the benchmark can drive the very same SQL
+/// straight at PostgreSQL as its floor.
+pub mod statements {
+    use super::COLUMNS;
+
+    pub fn list() -> String {
+        format!("SELECT {COLUMNS} FROM integrations ORDER BY seq")
+    }
+
+    /// `$1`: the id.
+    pub fn get() -> String {
+        format!("SELECT {COLUMNS} FROM integrations WHERE id = $1")
+    }
+
+    /// One statement: the row as written (`applied`), else the row as it stands when the
+    /// version did not match, else nothing when there is no such row. `$1` id, `$2` name,
+    /// `$3` description, `$4` status, `$5` settings JSON, `$6` the versions If-Match allows.
+    pub fn update() -> String {
+        format!(
+            "WITH written AS (
+               UPDATE integrations SET
+                 name = COALESCE($2::text, name),
+                 description = COALESCE($3::text, description),
+                 status = COALESCE($4::boolean, status),
+                 settings = COALESCE($5::text::jsonb, settings),
+                 version = version + 1,
+                 updated_at = now()
+               WHERE id = $1::text AND ($6::int8[] IS NULL OR version = ANY($6::int8[]))
+               RETURNING *
+             )
+             SELECT {COLUMNS}, true AS applied FROM written
+             UNION ALL
+             SELECT {COLUMNS}, false AS applied FROM integrations
+             WHERE id = $1::text AND NOT EXISTS (SELECT 1 FROM written)"
+        )
+    }
+}
+
 pub struct PostgresStore {
     connection: Connection,
 }
@@ -45,15 +83,12 @@ impl Store for PostgresStore {
     }
 
     fn list(&self) -> Result<Vec<Integration>, StoreError> {
-        let rows = self.query(&format!("SELECT {COLUMNS} FROM integrations ORDER BY seq"), &[])?;
+        let rows = self.query(&statements::list(), &[])?;
         rows.rows.iter().map(|row| decode(row)).collect()
     }
 
     fn get(&self, id: &IntegrationId) -> Result<Option<Integration>, StoreError> {
-        let rows = self.query(
-            &format!("SELECT {COLUMNS} FROM integrations WHERE id = $1"),
-            &[ParameterValue::Str(id.to_string())],
-        )?;
+        let rows = self.query(&statements::get(), &[ParameterValue::Str(id.to_string())])?;
         rows.rows.first().map(|row| decode(row)).transpose()
     }
 
@@ -63,25 +98,7 @@ impl Store for PostgresStore {
         update: &IntegrationUpdate,
         precondition: Option<&Precondition>,
     ) -> Result<UpdateOutcome, StoreError> {
-        // One statement: the row as written (`applied`), else the row as it stands when
-        // the version did not match, else nothing when there is no such row.
-        let statement = format!(
-            "WITH written AS (
-               UPDATE integrations SET
-                 name = COALESCE($2::text, name),
-                 description = COALESCE($3::text, description),
-                 status = COALESCE($4::boolean, status),
-                 settings = COALESCE($5::text::jsonb, settings),
-                 version = version + 1,
-                 updated_at = now()
-               WHERE id = $1::text AND ($6::int8[] IS NULL OR version = ANY($6::int8[]))
-               RETURNING *
-             )
-             SELECT {COLUMNS}, true AS applied FROM written
-             UNION ALL
-             SELECT {COLUMNS}, false AS applied FROM integrations
-             WHERE id = $1::text AND NOT EXISTS (SELECT 1 FROM written)"
-        );
+        let statement = statements::update();
         let params = [
             ParameterValue::Str(id.to_string()),
             optional(update.name.clone(), ParameterValue::Str),
