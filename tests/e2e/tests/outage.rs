@@ -26,6 +26,8 @@ async fn a_stopped_database_gives_503_and_the_service_recovers() {
     assert_eq!(readiness.status, 503);
     assert_eq!(readiness.json()["backend"], "postgres");
     assert_eq!(service.get("/health").await.status, 200);
+    let metrics = String::from_utf8(service.get("/metrics").await.body).unwrap();
+    assert!(metrics.lines().any(|line| line == "integrations_database_up 0"), "a scrape still answers: {metrics}");
 
     service.restart_database().await;
     assert_eq!(service.get("/readiness").await.status, 200);
