@@ -31,7 +31,7 @@ pub struct TestAppOptions {
     pub state_dir: Option<PathBuf>,
     /// Where to listen; a free port on 127.0.0.1 when unset.
     pub listen: Option<SocketAddr>,
-    /// Echo component output to stderr, as `spin up` does.
+    /// Echo component output to stderr, as `spin up` does, instead of capturing it for `logs`.
     pub echo_logs: bool,
 }
 
@@ -59,7 +59,7 @@ impl TestApp {
             }
         };
         let sources = VariableSources { explicit: options.variables.into_iter().collect(), read_env: options.read_env };
-        let logs = if options.echo_logs { LogSink::default() } else { LogSink::quiet() };
+        let logs = if options.echo_logs { LogSink::default() } else { LogSink::capture() };
         let context = AppContext {
             variables: VariableResolver::new(&manifest, sources)?,
             pg_pools: PgPools::default(),
@@ -90,7 +90,8 @@ impl TestApp {
         self.address
     }
 
-    /// Every line the components (and the host, about them) have written so far.
+    /// Every line the components (and the host, about them) have written so far; empty when
+    /// the output is echoed.
     pub fn logs(&self) -> Vec<LogLine> {
         self.logs.lines()
     }

@@ -1,5 +1,5 @@
-//! Component stdout/stderr, line by line: echoed to the host's stderr (as `spin up` follows
-//! component output) and kept in memory for tests, each line tagged with its component.
+//! Component stdout/stderr, line by line, each tagged with its component: either echoed to the
+//! host's stderr (as `spin up` follows component output) or captured in memory for tests.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -26,37 +26,35 @@ pub struct LogLine {
     pub line: String,
 }
 
-/// Collects the output of all components of an app.
+/// Collects the output of all components of an app. The default echoes and keeps nothing,
+/// so that a long manual run does not grow; `capture` keeps every line for a test to read.
 #[derive(Clone, Default)]
 pub struct LogSink {
     lines: Arc<Mutex<Vec<LogLine>>>,
-    quiet: bool,
+    capture: bool,
 }
 
 impl LogSink {
-    /// A sink that does not echo lines to the host's stderr.
-    pub fn quiet() -> Self {
-        Self { quiet: true, ..Self::default() }
+    /// A sink that keeps lines in memory instead of echoing them.
+    pub fn capture() -> Self {
+        Self { capture: true, ..Self::default() }
     }
 
     pub fn lines(&self) -> Vec<LogLine> {
         self.lines.lock().unwrap().clone()
     }
 
-    pub fn clear(&self) {
-        self.lines.lock().unwrap().clear();
-    }
-
     pub fn push(&self, component: &str, stream: LogStream, line: String) {
-        if !self.quiet {
+        if self.capture {
+            let line = LogLine { component: component.to_string(), stream, line };
+            self.lines.lock().unwrap().push(line);
+        } else {
             let tag = match stream {
                 LogStream::Stdout | LogStream::Stderr => "",
                 LogStream::Host => "host: ",
             };
             eprintln!("[{component}] {tag}{line}");
         }
-        let line = LogLine { component: component.to_string(), stream, line };
-        self.lines.lock().unwrap().push(line);
     }
 
     /// The stdout or stderr to give a component instance.
@@ -177,7 +175,7 @@ mod tests {
 
     #[test]
     fn output_is_split_into_tagged_lines() {
-        let sink = LogSink::quiet();
+        let sink = LogSink::capture();
         let component: Arc<str> = Arc::from("c1");
         {
             let mut writer = sink.output(&component, LogStream::Stdout).writer();

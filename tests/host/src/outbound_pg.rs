@@ -4,6 +4,9 @@
 //! trip, TLS unless `sslmode=disable`), statements are prepared and run with tokio-postgres,
 //! and values convert as Spin converts them, with Spin's error texts.
 
+// The WIT error type is what the guest receives; boxing it would only add copies.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
