@@ -34,6 +34,10 @@ pub fn engine() -> &'static Engine {
 fn config(pooling: Option<PoolingAllocationConfig>) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.async_support(true).wasm_component_model(true);
+    // `perf record` can then name the guest's functions (/tmp/perf-<pid>.map).
+    if std::env::var_os("SPIN_TEST_HOST_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(pooling) = pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     }
