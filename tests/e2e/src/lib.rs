@@ -1,16 +1,17 @@
-//! The harness of the end-to-end tests: the project's spin.toml served by the test host,
-//! on a fresh PostgreSQL database or a fresh SQLite state directory, and a client whose
-//! every response is checked against the OpenAPI description.
+//! The harness of the end-to-end tests: the project's spin.toml under a real `spin up` (every
+//! Spin CLI of `SPIN_BIN`), on a fresh PostgreSQL database or a fresh SQLite state directory,
+//! and a client whose every response is checked against the OpenAPI description.
 
 pub mod spec;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::Method;
 use serde_json::Value;
-use spin_test_host::{PostgresFixture, TestApp, TestAppOptions};
+pub use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
 
 use spec::Spec;
 
@@ -20,19 +21,45 @@ pub enum Backend {
     Sqlite,
 }
 
+/// Every request gets at most this long: a request that does not answer is a failure, not a
+/// wait (Spin 4.0's zero-row deadlock made requests hang forever).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs an async test body on every Spin CLI of `SPIN_BIN`, once on PostgreSQL and once on
+/// SQLite: `on_every_spin!(name, |service: Service| async move { ... })`.
+#[macro_export]
+macro_rules! on_every_spin {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                for spin in $crate::Spin::all() {
+                    ($body)($crate::Service::start(spin, $crate::Backend::Postgres).await).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                for spin in $crate::Spin::all() {
+                    ($body)($crate::Service::start(spin, $crate::Backend::Sqlite).await).await
+                }
+            }
+        }
+    };
+}
+
 /// The service under test, and what it runs on.
 pub struct Service {
-    pub app: TestApp,
+    pub app: SpinApp,
     pub backend: Backend,
     /// The cluster behind a PostgreSQL service.
     cluster: Option<Cluster>,
     pub dsn: Option<String>,
     client: reqwest::Client,
-    _state_dir: tempfile::TempDir,
 }
 
 pub fn manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml")
+    test_support::workspace_root().join("spin.toml")
 }
 
 fn spec() -> &'static Spec {
@@ -41,49 +68,56 @@ fn spec() -> &'static Spec {
 }
 
 impl Service {
-    pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, &[]).await
+    pub async fn start(spin: &Spin, backend: Backend) -> Self {
+        Self::start_with(spin, backend, &[]).await
     }
 
     /// Starts the app with `variables` on top of what the backend needs. PostgreSQL services
     /// get a fresh database on the test process's shared cluster.
-    pub async fn start_with(backend: Backend, variables: &[(&str, &str)]) -> Self {
+    pub async fn start_with(spin: &Spin, backend: Backend, variables: &[(&str, &str)]) -> Self {
         let cluster = match backend {
             Backend::Postgres => Some(Cluster::Shared(PostgresFixture::shared().await.expect("PostgreSQL starts"))),
             Backend::Sqlite => None,
         };
-        Self::start_on(backend, cluster, variables).await
+        Self::start_on(spin, backend, cluster, variables).await
     }
 
     /// A PostgreSQL service on a cluster of its own, which the test may stop and restart.
-    pub async fn start_with_own_cluster(variables: &[(&str, &str)]) -> Self {
+    pub async fn start_with_own_cluster(spin: &Spin, variables: &[(&str, &str)]) -> Self {
         let cluster = Cluster::Own(PostgresFixture::start().await.expect("PostgreSQL starts"));
-        Self::start_on(Backend::Postgres, Some(cluster), variables).await
+        Self::start_on(spin, Backend::Postgres, Some(cluster), variables).await
     }
 
-    async fn start_on(backend: Backend, cluster: Option<Cluster>, variables: &[(&str, &str)]) -> Self {
-        let mut all: Vec<(String, String)> = Vec::new();
+    async fn start_on(spin: &Spin, backend: Backend, cluster: Option<Cluster>, variables: &[(&str, &str)]) -> Self {
         let dsn = match &cluster {
-            Some(cluster) => {
-                let dsn = fresh_database(&cluster.fixture().dsn()).await;
-                all.push(("db_dsn".into(), dsn.clone()));
-                all.push(("db_host".into(), cluster.fixture().host_port()));
-                all.push(("db_backend".into(), "postgres".into()));
-                Some(dsn)
-            }
+            Some(cluster) => Some(fresh_database(&cluster.fixture().dsn()).await),
             None => None,
         };
-        all.extend(variables.iter().map(|(name, value)| (name.to_string(), value.to_string())));
-        let state_dir = tempfile::tempdir().unwrap();
-        let app = TestApp::start(TestAppOptions {
-            manifest: manifest(),
-            variables: all,
-            state_dir: Some(state_dir.path().to_owned()),
-            ..Default::default()
-        })
-        .await
-        .expect("the app starts under the test host");
-        Self { app, backend, cluster, dsn, client: reqwest::Client::new(), _state_dir: state_dir }
+        let options = Self::options(cluster.as_ref().map(Cluster::fixture), dsn.as_deref(), variables);
+        let app = SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("the app starts under {spin}: {e:#}"));
+        Self::around(app, backend, cluster, dsn)
+    }
+
+    /// The `spin up` options for the app's own manifest on `dsn` (SQLite when `None`).
+    pub fn options(fixture: Option<&PostgresFixture>, dsn: Option<&str>, variables: &[(&str, &str)]) -> AppOptions {
+        let mut options = AppOptions::manifest(manifest());
+        if let (Some(fixture), Some(dsn)) = (fixture, dsn) {
+            options = options
+                .variable("db_dsn", dsn)
+                .variable("db_host", &fixture.host_port())
+                .variable("db_backend", "postgres");
+        }
+        variables.iter().fold(options, |options, (name, value)| options.variable(name, value))
+    }
+
+    /// A service around an app the test started itself (e.g. from a registry reference).
+    pub fn around(app: SpinApp, backend: Backend, cluster: Option<Cluster>, dsn: Option<String>) -> Self {
+        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
+        Self { app, backend, cluster, dsn, client }
+    }
+
+    pub fn spin(&self) -> &Spin {
+        &self.app.spin
     }
 
     /// Stops this service's own cluster (see `start_with_own_cluster`).
@@ -116,6 +150,28 @@ impl Service {
 
     /// Sends a request and checks the response against the OpenAPI description.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let reply = self.send_unchecked(method.clone(), path, headers, body).await;
+        let content_type = reply.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let spec_path = path.split('?').next().unwrap_or(path);
+        if let Err(mismatch) = spec().check(method.as_str(), spec_path, reply.status, content_type, &reply.body) {
+            panic!(
+                "{}: response contradicts openapi.json: {mismatch}\nbody: {}",
+                self.spin(),
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        reply
+    }
+
+    /// Sends a request without checking the answer against the description (for answers Spin
+    /// itself gives, such as the empty 404 of an unrouted path).
+    pub async fn send_unchecked(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         let mut request = self.client.request(method.clone(), self.url(path));
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -123,33 +179,41 @@ impl Service {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let reply = Reply {
+        let spin = self.spin();
+        let response =
+            request.send().await.unwrap_or_else(|e| panic!("{spin} ({:?}): {method} {path}: {e}", self.backend));
+        Reply {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
-            body: response.bytes().await.expect("a whole body").to_vec(),
-        };
-        let content_type = reply.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let spec_path = path.split('?').next().unwrap_or(path);
-        if let Err(mismatch) = spec().check(method.as_str(), spec_path, reply.status, content_type, &reply.body) {
-            panic!("response contradicts openapi.json: {mismatch}\nbody: {}", String::from_utf8_lossy(&reply.body));
+            body: response.bytes().await.unwrap_or_else(|e| panic!("{spin}: {method} {path}: body: {e}")).to_vec(),
         }
-        reply
     }
 
     /// Every line the components wrote to stdout and stderr so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.app.logs().into_iter().map(|line| line.line).collect()
     }
+
+    /// Waits for a component log line containing `needle` (Spin writes them to files as the
+    /// component runs, so a line may trail the response by a moment).
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        for _ in 0..250 {
+            if let Some(line) = self.log_lines().into_iter().find(|line| line.contains(needle)) {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{}: no log line contains {needle}: {:#?}", self.spin(), self.log_lines());
+    }
 }
 
-enum Cluster {
+pub enum Cluster {
     Shared(&'static PostgresFixture),
     Own(PostgresFixture),
 }
 
 impl Cluster {
-    fn fixture(&self) -> &PostgresFixture {
+    pub fn fixture(&self) -> &PostgresFixture {
         match self {
             Self::Shared(fixture) => fixture,
             Self::Own(fixture) => fixture,

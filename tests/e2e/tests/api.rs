@@ -1,32 +1,15 @@
 //! The integrations API end to end: real HTTP into the built components, on PostgreSQL
 //! and on SQLite. Each test runs once per backend.
 
-use e2e::{Backend, Service};
+use e2e::{on_every_spin, Backend, Service};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-/// Runs an async test body once on PostgreSQL and once on SQLite.
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(Service::start(Backend::Postgres).await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(Service::start(Backend::Sqlite).await).await
-            }
-        }
-    };
-}
 
 fn ids(list: &Value) -> Vec<&str> {
     list.as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap()).collect()
 }
 
-on_both_backends!(list_answers_with_and_without_the_trailing_slash, |service: Service| async move {
+on_every_spin!(list_answers_with_and_without_the_trailing_slash, |service: Service| async move {
     for path in ["/admin/integrations", "/admin/integrations/"] {
         let reply = service.get(path).await;
         assert_eq!(reply.status, 200, "{path}");
@@ -37,7 +20,7 @@ on_both_backends!(list_answers_with_and_without_the_trailing_slash, |service: Se
     assert_eq!(facebook["status"], false);
 });
 
-on_both_backends!(the_admin_uis_call_sequence_works, |service: Service| async move {
+on_every_spin!(the_admin_uis_call_sequence_works, |service: Service| async move {
     // The UI lists, opens one integration, then PUTs its whole object on every keystroke.
     assert_eq!(service.get("/admin/integrations/").await.status, 200);
     let mut facebook = service.get("/admin/integrations/facebook").await.json();
@@ -58,7 +41,7 @@ on_both_backends!(the_admin_uis_call_sequence_works, |service: Service| async mo
     assert_eq!(stored.header("etag"), Some(&*format!("\"{}\"", "my-verify-token".len() + 2)));
 });
 
-on_both_backends!(partial_puts_keep_what_they_do_not_name, |service: Service| async move {
+on_every_spin!(partial_puts_keep_what_they_do_not_name, |service: Service| async move {
     let reply = service.put("/admin/integrations/chat_widget", &json!({"settings": {"color": "blue"}})).await;
     assert_eq!(reply.status, 200);
     let reply = service.put("/admin/integrations/chat_widget", &json!({"status": false})).await;
@@ -68,7 +51,7 @@ on_both_backends!(partial_puts_keep_what_they_do_not_name, |service: Service| as
     assert!(widget["updated_at"].as_str() >= widget["created_at"].as_str());
 });
 
-on_both_backends!(bad_requests_get_clear_4xx_and_change_nothing, |service: Service| async move {
+on_every_spin!(bad_requests_get_clear_4xx_and_change_nothing, |service: Service| async move {
     let before = service.get("/admin/integrations/facebook").await.json();
     let json_body = |body: &str| Some(body.as_bytes().to_vec());
     let cases: Vec<(Method, &str, Option<Vec<u8>>, u16)> = vec![
@@ -99,11 +82,11 @@ on_both_backends!(bad_requests_get_clear_4xx_and_change_nothing, |service: Servi
     assert_eq!(method.header("allow"), Some("GET, PUT, OPTIONS"));
     assert_eq!(service.get("/admin/integrations/facebook").await.json(), before);
     // Spin itself answers a path no route matches.
-    let unrouted = service.get("/admin/integrations/a/b").await;
+    let unrouted = service.send_unchecked(Method::GET, "/admin/integrations/a/b", &[], None).await;
     assert_eq!((unrouted.status, unrouted.body.len()), (404, 0));
 });
 
-on_both_backends!(a_stale_if_match_is_refused_with_412, |service: Service| async move {
+on_every_spin!(a_stale_if_match_is_refused_with_412, |service: Service| async move {
     let read = service.get("/admin/integrations/facebook").await;
     let etag = read.header("etag").unwrap().to_owned();
     let headers = [("if-match", etag.as_str()), ("content-type", "application/json")];
@@ -120,7 +103,7 @@ on_both_backends!(a_stale_if_match_is_refused_with_412, |service: Service| async
     assert_eq!(unchanged.status, 200, "an old etag is not the current one");
 });
 
-on_both_backends!(preflight_and_cors_headers_let_the_admin_ui_in, |service: Service| async move {
+on_every_spin!(preflight_and_cors_headers_let_the_admin_ui_in, |service: Service| async move {
     let origin = "http://localhost:3000";
     let preflight = service
         .send(
@@ -144,7 +127,7 @@ on_both_backends!(preflight_and_cors_headers_let_the_admin_ui_in, |service: Serv
     assert!(get.header("access-control-expose-headers").unwrap().contains("ETag"));
 });
 
-on_both_backends!(concurrent_first_requests_seed_exactly_two_rows, |service: Service| async move {
+on_every_spin!(concurrent_first_requests_seed_exactly_two_rows, |service: Service| async move {
     let replies = futures::future::join_all((0..24).map(|_| service.get("/admin/integrations/"))).await;
     for reply in &replies {
         assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
@@ -160,7 +143,7 @@ on_both_backends!(concurrent_first_requests_seed_exactly_two_rows, |service: Ser
     }
 });
 
-on_both_backends!(concurrent_puts_lose_no_write, |service: Service| async move {
+on_every_spin!(concurrent_puts_lose_no_write, |service: Service| async move {
     service.get("/admin/integrations/").await; // the schema exists before the race
     let writers = 16;
     let service = &service;
@@ -181,7 +164,7 @@ on_both_backends!(concurrent_puts_lose_no_write, |service: Service| async move {
     assert_eq!(widget["description"], "Add a chat widget to your website");
 });
 
-on_both_backends!(probes_docs_and_metrics_answer, |service: Service| async move {
+on_every_spin!(probes_docs_and_metrics_answer, |service: Service| async move {
     assert_eq!(service.get("/health").await.json(), json!({"status": "ok"}));
     let backend = if service.backend == Backend::Postgres { "postgres" } else { "sqlite" };
     for path in ["/readiness", "/ready"] {
@@ -196,24 +179,13 @@ on_both_backends!(probes_docs_and_metrics_answer, |service: Service| async move 
     assert!(String::from_utf8_lossy(&metrics.body).contains("integrations_"));
 });
 
-on_both_backends!(every_request_writes_one_json_log_line, |service: Service| async move {
+on_every_spin!(every_request_writes_one_json_log_line, |service: Service| async move {
     let reply = service.send(Method::GET, "/admin/integrations/facebook", &[("x-request-id", "e2e-req-1")], None).await;
     assert_eq!(reply.header("x-request-id"), Some("e2e-req-1"));
-    let line = wait_for_log(&service, "e2e-req-1").await;
+    let line = service.wait_for_log("e2e-req-1").await;
     let line: Value = serde_json::from_str(&line).expect("a JSON log line");
     for field in ["ts", "level", "msg", "component", "method", "path", "status", "duration_ms", "request_id"] {
         assert!(line.get(field).is_some(), "{field} missing in {line}");
     }
     assert_eq!((line["status"].as_u64(), line["component"].as_str()), (Some(200), Some("integrations-item")));
 });
-
-/// Log lines travel through the host's output pipes; give them a moment.
-pub async fn wait_for_log(service: &Service, needle: &str) -> String {
-    for _ in 0..100 {
-        if let Some(line) = service.log_lines().into_iter().find(|line| line.contains(needle)) {
-            return line;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("no log line contains {needle}: {:#?}", service.log_lines());
-}

@@ -3,43 +3,47 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Backend, Service};
+use e2e::{Backend, Service, Spin};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_gives_503_and_the_service_recovers() {
-    let service = Service::start_with_own_cluster(&[]).await;
-    assert_eq!(service.put("/admin/integrations/facebook", &json!({"status": true})).await.status, 200);
+    for spin in Spin::all() {
+        let service = Service::start_with_own_cluster(spin, &[]).await;
+        assert_eq!(service.put("/admin/integrations/facebook", &json!({"status": true})).await.status, 200);
 
-    service.stop_database().await;
-    let started = Instant::now();
-    for path in ["/admin/integrations/", "/admin/integrations/facebook"] {
-        let reply = service.get(path).await;
-        assert_eq!(reply.status, 503, "{path}");
-        assert_eq!(reply.json(), json!({"detail": "Database unavailable"}));
-        assert!(reply.header("retry-after").is_some());
+        service.stop_database().await;
+        let started = Instant::now();
+        for path in ["/admin/integrations/", "/admin/integrations/facebook"] {
+            let reply = service.get(path).await;
+            assert_eq!(reply.status, 503, "{path}");
+            assert_eq!(reply.json(), json!({"detail": "Database unavailable"}));
+            assert!(reply.header("retry-after").is_some());
+        }
+        let put = service.put("/admin/integrations/facebook", &json!({"status": false})).await;
+        assert_eq!(put.status, 503);
+        assert!(started.elapsed() < Duration::from_secs(30), "an outage must not hang requests");
+        let readiness = service.get("/readiness").await;
+        assert_eq!(readiness.status, 503);
+        assert_eq!(readiness.json()["backend"], "postgres");
+        assert_eq!(service.get("/health").await.status, 200);
+        let metrics = String::from_utf8(service.get("/metrics").await.body).unwrap();
+        assert!(metrics.lines().any(|line| line == "integrations_database_up 0"), "a scrape still answers: {metrics}");
+
+        service.restart_database().await;
+        assert_eq!(service.get("/readiness").await.status, 200);
+        let facebook = service.get("/admin/integrations/facebook").await;
+        assert_eq!(facebook.status, 200);
+        assert_eq!(facebook.json()["status"], true, "the write before the outage survived, the one during it did not");
     }
-    let put = service.put("/admin/integrations/facebook", &json!({"status": false})).await;
-    assert_eq!(put.status, 503);
-    assert!(started.elapsed() < Duration::from_secs(30), "an outage must not hang requests");
-    let readiness = service.get("/readiness").await;
-    assert_eq!(readiness.status, 503);
-    assert_eq!(readiness.json()["backend"], "postgres");
-    assert_eq!(service.get("/health").await.status, 200);
-    let metrics = String::from_utf8(service.get("/metrics").await.body).unwrap();
-    assert!(metrics.lines().any(|line| line == "integrations_database_up 0"), "a scrape still answers: {metrics}");
-
-    service.restart_database().await;
-    assert_eq!(service.get("/readiness").await.status, 200);
-    let facebook = service.get("/admin/integrations/facebook").await;
-    assert_eq!(facebook.status, 200);
-    assert_eq!(facebook.json()["status"], true, "the write before the outage survived, the one during it did not");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_without_a_dsn_is_unavailable_not_sqlite() {
-    let service = Service::start_with(Backend::Sqlite, &[("db_backend", "postgres")]).await;
-    let readiness = service.get("/readiness").await;
-    assert_eq!((readiness.status, readiness.json()["backend"].as_str()), (503, Some("postgres")));
-    assert_eq!(service.get("/admin/integrations/").await.status, 503);
+    for spin in Spin::all() {
+        let service = Service::start_with(spin, Backend::Sqlite, &[("db_backend", "postgres")]).await;
+        let readiness = service.get("/readiness").await;
+        assert_eq!((readiness.status, readiness.json()["backend"].as_str()), (503, Some("postgres")));
+        assert_eq!(service.get("/admin/integrations/").await.status, 503);
+    }
 }

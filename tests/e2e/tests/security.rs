@@ -1,69 +1,75 @@
 //! Authentication, and secrets that must never leak into logs or error bodies.
 
-use e2e::{Backend, Service};
+use e2e::{Backend, Service, Spin};
 use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_token_guards_the_admin_api_but_not_the_probes() {
-    let service = Service::start_with(Backend::Sqlite, &[("admin_token", "tok-e2e-XYZ")]).await;
-    let anonymous = service.get("/admin/integrations/").await;
-    assert_eq!((anonymous.status, anonymous.header("www-authenticate")), (401, Some("Bearer")));
-    let wrong = service.send(Method::GET, "/admin/integrations/", &[("authorization", "Bearer nope")], None).await;
-    assert_eq!(wrong.status, 401);
-    let right =
-        service.send(Method::GET, "/admin/integrations/", &[("authorization", "Bearer tok-e2e-XYZ")], None).await;
-    assert_eq!(right.status, 200);
-    let preflight = service
-        .send(
-            Method::OPTIONS,
-            "/admin/integrations/",
-            &[("origin", "http://ui"), ("access-control-request-method", "GET")],
-            None,
-        )
-        .await;
-    assert_eq!(preflight.status, 204);
-    assert_eq!(service.get("/health").await.status, 200);
-    assert_eq!(service.get("/readiness").await.status, 200);
+    for spin in Spin::all() {
+        let service = Service::start_with(spin, Backend::Sqlite, &[("admin_token", "tok-e2e-XYZ")]).await;
+        let anonymous = service.get("/admin/integrations/").await;
+        assert_eq!((anonymous.status, anonymous.header("www-authenticate")), (401, Some("Bearer")));
+        let wrong = service.send(Method::GET, "/admin/integrations/", &[("authorization", "Bearer nope")], None).await;
+        assert_eq!(wrong.status, 401);
+        let right =
+            service.send(Method::GET, "/admin/integrations/", &[("authorization", "Bearer tok-e2e-XYZ")], None).await;
+        assert_eq!(right.status, 200);
+        let preflight = service
+            .send(
+                Method::OPTIONS,
+                "/admin/integrations/",
+                &[("origin", "http://ui"), ("access-control-request-method", "GET")],
+                None,
+            )
+            .await;
+        assert_eq!(preflight.status, 204);
+        assert_eq!(service.get("/health").await.status, 200);
+        assert_eq!(service.get("/readiness").await.status, 200);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_a_log_line_or_an_error_body() {
-    let service = Service::start_with_own_cluster(&[]).await;
-    let secret = "s3cr3t-e2e-value";
-    let body = json!({"settings": {"verify": "v", "secret": secret, "page_access_token": secret}});
-    assert_eq!(service.put("/admin/integrations/facebook", &body).await.status, 200);
-    let bad = service.put("/admin/integrations/facebook", &json!({"settings": secret, "name": secret})).await;
-    assert_eq!(bad.status, 422);
-    assert!(!String::from_utf8_lossy(&bad.body).contains(secret));
+    for spin in Spin::all() {
+        let service = Service::start_with_own_cluster(spin, &[]).await;
+        let secret = "s3cr3t-e2e-value";
+        let body = json!({"settings": {"verify": "v", "secret": secret, "page_access_token": secret}});
+        assert_eq!(service.put("/admin/integrations/facebook", &body).await.status, 200);
+        let bad = service.put("/admin/integrations/facebook", &json!({"settings": secret, "name": secret})).await;
+        assert_eq!(bad.status, 422);
+        assert!(!String::from_utf8_lossy(&bad.body).contains(secret));
 
-    // With the database gone, errors are logged; none may carry the DSN.
-    service.stop_database().await;
-    let down = service.get("/admin/integrations/facebook").await;
-    assert_eq!(down.status, 503);
-    assert!(!String::from_utf8_lossy(&down.body).contains("127.0.0.1"));
-    let lines = service.log_lines();
-    assert!(lines.iter().any(|line| line.contains("database unavailable")), "{lines:#?}");
-    let dsn = service.dsn.clone().unwrap();
-    for line in &lines {
-        assert!(!line.contains(secret), "secret in {line}");
-        assert!(!line.contains(&dsn), "DSN in {line}");
-        assert!(!line.contains("postgres://"), "a DSN in {line}");
+        // With the database gone, errors are logged; none may carry the DSN.
+        service.stop_database().await;
+        let down = service.get("/admin/integrations/facebook").await;
+        assert_eq!(down.status, 503);
+        assert!(!String::from_utf8_lossy(&down.body).contains("127.0.0.1"));
+        let lines = service.log_lines();
+        assert!(lines.iter().any(|line| line.contains("database unavailable")), "{lines:#?}");
+        let dsn = service.dsn.clone().unwrap();
+        for line in &lines {
+            assert!(!line.contains(secret), "secret in {line}");
+            assert!(!line.contains(&dsn), "DSN in {line}");
+            assert!(!line.contains("postgres://"), "a DSN in {line}");
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_key_secret_settings_are_encrypted_at_rest() {
-    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-    let service = Service::start_with(Backend::Postgres, &[("settings_encryption_key", key)]).await;
-    let settings = json!({"verify": "v", "secret": "app-secret-e2e", "page_access_token": "EAAB-e2e"});
-    let written = service.put("/admin/integrations/facebook", &json!({ "settings": settings })).await;
-    assert_eq!(written.json()["settings"], settings);
-    assert_eq!(service.get("/admin/integrations/facebook").await.json()["settings"], settings);
+    for spin in Spin::all() {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let service = Service::start_with(spin, Backend::Postgres, &[("settings_encryption_key", key)]).await;
+        let settings = json!({"verify": "v", "secret": "app-secret-e2e", "page_access_token": "EAAB-e2e"});
+        let written = service.put("/admin/integrations/facebook", &json!({ "settings": settings })).await;
+        assert_eq!(written.json()["settings"], settings);
+        assert_eq!(service.get("/admin/integrations/facebook").await.json()["settings"], settings);
 
-    let client = e2e::connect(service.dsn.as_deref().unwrap()).await;
-    let row = client.query_one("SELECT settings::text FROM integrations WHERE id = 'facebook'", &[]).await.unwrap();
-    let at_rest: String = row.get(0);
-    assert!(!at_rest.contains("app-secret-e2e") && !at_rest.contains("EAAB-e2e"), "{at_rest}");
-    assert!(at_rest.contains("enc:v1:") && at_rest.contains(r#""verify": "v""#), "{at_rest}");
+        let client = e2e::connect(service.dsn.as_deref().unwrap()).await;
+        let row = client.query_one("SELECT settings::text FROM integrations WHERE id = 'facebook'", &[]).await.unwrap();
+        let at_rest: String = row.get(0);
+        assert!(!at_rest.contains("app-secret-e2e") && !at_rest.contains("EAAB-e2e"), "{at_rest}");
+        assert!(at_rest.contains("enc:v1:") && at_rest.contains(r#""verify": "v""#), "{at_rest}");
+    }
 }

@@ -1,0 +1,329 @@
+//! The app under a real `spin up`: the CLI a user runs, started the way a user starts it
+//! (`spin up --listen ... --state-dir ...` on the app's `spin.toml`, or `--from` a registry
+//! reference), with variables given as `SPIN_VARIABLE_<NAME>`.
+//!
+//! Which Spin: `SPIN_BIN` (one path, or several separated by `:`), else `spin` on `PATH`.
+//! `spin up` runs a child (`spin trigger http`) that owns the port, so the app is started in
+//! a process group of its own and stopped by signalling the whole group.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+/// How long a first start may take: Spin compiles every component before it serves (a few
+/// seconds each on 2 cores; later starts hit Wasmtime's cache).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// One Spin CLI and the version it reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spin {
+    pub path: PathBuf,
+    /// As `spin --version` prints it, e.g. `3.6.3` or `4.1.0-pre0`.
+    pub version: String,
+}
+
+impl Spin {
+    /// The Spin CLIs the tests run on, in the order given. Panics with what to do when there
+    /// is none: every end-to-end test needs one, as running the app does.
+    pub fn all() -> &'static [Spin] {
+        static ALL: std::sync::OnceLock<Vec<Spin>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| Self::discover().unwrap_or_else(|error| panic!("{error:#}")))
+    }
+
+    fn discover() -> Result<Vec<Spin>> {
+        let paths: Vec<PathBuf> = match std::env::var("SPIN_BIN") {
+            Ok(list) if !list.trim().is_empty() => {
+                list.split(':').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect()
+            }
+            _ => vec![PathBuf::from("spin")],
+        };
+        paths.into_iter().map(|path| Self::at(&path)).collect()
+    }
+
+    /// The Spin CLI at `path` (a file name is looked up on `PATH`).
+    pub fn at(path: &Path) -> Result<Spin> {
+        let output = Command::new(path).arg("--version").output().with_context(|| {
+            format!(
+                "cannot run `{}`: the end-to-end tests run the app under a real Spin CLI. Install Spin \
+                 (https://spinframework.dev/install) or point SPIN_BIN at one or more `spin` binaries",
+                path.display()
+            )
+        })?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let version = text.split_whitespace().nth(1).context("`spin --version` printed no version")?.to_owned();
+        Ok(Spin { path: path.to_owned(), version })
+    }
+
+    /// The major version: 3 (SpinKube's shim) or 4 (today's CLI).
+    pub fn major(&self) -> u32 {
+        self.version.split('.').next().and_then(|major| major.parse().ok()).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Spin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "spin {}", self.version)
+    }
+}
+
+/// What `spin up` serves.
+#[derive(Debug, Clone)]
+pub enum AppSource {
+    /// A `spin.toml` on disk, with its built components.
+    Manifest(PathBuf),
+    /// An OCI reference pushed with `spin registry push`, pulled from a plain-HTTP registry.
+    InsecureRegistry(String),
+}
+
+/// How to start the app.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub source: AppSource,
+    /// Spin variables, given to `spin up` as `SPIN_VARIABLE_<NAME>` in its environment.
+    pub variables: Vec<(String, String)>,
+    /// Other environment for the Spin process (e.g. `RUST_BACKTRACE`).
+    pub env: Vec<(String, String)>,
+    /// `--runtime-config-file`, if any.
+    pub runtime_config: Option<PathBuf>,
+}
+
+impl AppOptions {
+    pub fn manifest(manifest: impl Into<PathBuf>) -> Self {
+        Self {
+            source: AppSource::Manifest(manifest.into()),
+            variables: Vec::new(),
+            env: Vec::new(),
+            runtime_config: None,
+        }
+    }
+
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// A line a component wrote to its stdout or stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub component: String,
+    pub stderr: bool,
+    pub line: String,
+}
+
+/// A running `spin up`. Dropping it kills the whole process group.
+pub struct SpinApp {
+    pub spin: Spin,
+    base_url: String,
+    port: u16,
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    stopped: bool,
+}
+
+impl SpinApp {
+    /// Starts `spin up` on a free port with a fresh state directory (so the SQLite default
+    /// starts empty), and waits until it serves.
+    pub async fn start(spin: &Spin, options: &AppOptions) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("spin-app-").tempdir()?;
+        let state_dir = dir.path().join("state");
+        std::fs::create_dir(&state_dir)?;
+        let port = free_port()?;
+        let output = std::fs::File::create(dir.path().join("spin-output.txt"))?;
+
+        let mut command = Command::new(&spin.path);
+        command.arg("up").args(["--listen", &format!("127.0.0.1:{port}")]).arg("--state-dir").arg(&state_dir);
+        match &options.source {
+            AppSource::Manifest(manifest) => {
+                command.arg("--from").arg(manifest);
+            }
+            AppSource::InsecureRegistry(reference) => {
+                command.args(["--insecure", "--from", reference]).arg("--cache-dir").arg(dir.path().join("oci-cache"));
+            }
+        }
+        if let Some(file) = &options.runtime_config {
+            command.arg("--runtime-config-file").arg(file);
+        }
+        // Only the variables this test gives: none leak in from the environment running the tests.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("SPIN_VARIABLE_") {
+                command.env_remove(name);
+            }
+        }
+        for (name, value) in &options.variables {
+            command.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
+        }
+        command.envs(options.env.iter().map(|(name, value)| (name, value)));
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command.stdin(Stdio::null()).stdout(output.try_clone()?).stderr(output);
+        let child = command.spawn().with_context(|| format!("starting {}", spin.path.display()))?;
+
+        let mut app =
+            Self { spin: spin.clone(), base_url: format!("http://127.0.0.1:{port}"), port, child, dir, stopped: false };
+        app.wait_until_serving().await?;
+        Ok(app)
+    }
+
+    /// Polls Spin's own health endpoint (answered by the trigger, not by a component).
+    async fn wait_until_serving(&mut self) -> Result<()> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let url = format!("{}/.well-known/spin/health", self.base_url);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited before serving ({status}):\n{}", self.spin, self.output());
+            }
+            if client.get(&url).send().await.is_ok_and(|response| response.status().is_success()) {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("{} did not serve within {START_TIMEOUT:?}:\n{}", self.spin, self.output());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `spin up` process (the parent; the trigger runs as its child, in the same group).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every process of the app: `spin up` and the trigger it started.
+    pub fn process_ids(&self) -> Vec<u32> {
+        let group = self.child.id();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return vec![group] };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| process_group_of(*pid) == Some(group))
+            .collect()
+    }
+
+    /// Resident memory of all the app's processes, in bytes (from /proc).
+    pub fn resident_bytes(&self) -> u64 {
+        self.process_ids().into_iter().filter_map(resident_bytes_of).sum()
+    }
+
+    /// What Spin itself printed (not the components: see [`Self::logs`]).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("spin-output.txt")).unwrap_or_default()
+    }
+
+    /// Every line the components wrote so far. Spin writes component output to
+    /// `STATE_DIR/logs/<component>_{stdout,stderr}.txt`.
+    pub fn logs(&self) -> Vec<LogLine> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("state/logs")) else { return Vec::new() };
+        let mut lines = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let (component, stderr) = match (name.strip_suffix("_stdout.txt"), name.strip_suffix("_stderr.txt")) {
+                (Some(component), _) => (component.to_owned(), false),
+                (_, Some(component)) => (component.to_owned(), true),
+                _ => continue,
+            };
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            lines.extend(text.lines().map(|line| LogLine {
+                component: component.clone(),
+                stderr,
+                line: line.to_owned(),
+            }));
+        }
+        lines
+    }
+
+    /// The state directory (`--state-dir`): the SQLite default lives here.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Sends `signal` to the `spin up` process only, as `kill PID` or a container runtime does.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with a pid this struct owns; no memory is involved.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits up to `limit` for `spin up` to exit; `None` if it is still running.
+    pub async fn wait_for_exit(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if started.elapsed() > limit {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the app: SIGTERM to the whole group, then SIGKILL after a grace period.
+    pub async fn stop(mut self) -> Result<()> {
+        self.signal_group(libc::SIGTERM);
+        if self.wait_for_exit(Duration::from_secs(10)).await?.is_none() {
+            self.signal_group(libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        self.stopped = true;
+        Ok(())
+    }
+
+    fn signal_group(&self, signal: i32) {
+        // SAFETY: killpg(2) on the group this struct created (process_group(0) above).
+        unsafe { libc::killpg(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.signal_group(libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Field 5 of /proc/PID/stat (after the parenthesised command name, which may hold spaces).
+fn process_group_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn resident_bytes_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_found_in_its_own_group() {
+        let me = std::process::id();
+        let group = process_group_of(me).unwrap();
+        assert!(group > 0);
+        assert!(resident_bytes_of(me).unwrap() > 1024 * 1024);
+    }
+}
