@@ -1,19 +1,74 @@
-//! Settings, read from Spin variables. Each component is given only the variables it
-//! uses; one it was not given reads as unset.
+//! Settings, read from Spin variables. [`VARIABLES`] is the one list of them, with their
+//! defaults: spin.toml's `[variables]` must declare exactly these (a unit test checks it), and a
+//! component reads a variable it was not given, or one it cannot parse, as its default here.
 
 use crate::store::Backend;
+
+/// A Spin variable of this app.
+#[derive(Debug)]
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+}
+
+const fn variable(name: &'static str, default: &'static str) -> Variable {
+    Variable { name, default, secret: false }
+}
+
+const fn secret(name: &'static str) -> Variable {
+    Variable { name, default: "", secret: true }
+}
+
+/// Every variable, as spin.toml declares it.
+pub const VARIABLES: &[Variable] = &[
+    secret("db_dsn"),
+    variable("db_host", "localhost:5432"),
+    variable("db_backend", "auto"),
+    variable("log_level", "info"),
+    variable("metrics_enabled", "true"),
+    secret("metrics_token"),
+    secret("admin_token"),
+    secret("settings_keyring"),
+    variable("cors_allowed_origins", "*"),
+    variable("cache_ttl_ms", "1000"),
+    variable("history_retention", "100"),
+];
+
+/// The default of a variable of [`VARIABLES`].
+pub fn default_of(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|variable| variable.name == name)
+        .unwrap_or_else(|| panic!("{name} is not a variable of this app"))
+        .default
+}
 
 /// Where configuration comes from: Spin variables on the host, a map in tests.
 pub trait Variables {
     /// The variable's value; `None` when it is unset, empty, or not given to this component.
     fn get(&self, name: &str) -> Option<String>;
 
-    fn flag(&self, name: &str, default: bool) -> bool {
-        match self.get(name).map(|value| value.trim().to_ascii_lowercase()) {
-            Some(value) if ["true", "1", "yes", "on"].contains(&value.as_str()) => true,
-            Some(value) if ["false", "0", "no", "off"].contains(&value.as_str()) => false,
-            _ => default,
-        }
+    /// The value, else its default.
+    fn value(&self, name: &str) -> String {
+        self.get(name).unwrap_or_else(|| default_of(name).to_owned())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        parse_flag(&self.value(name)).or_else(|| parse_flag(default_of(name))).unwrap_or(false)
+    }
+
+    /// A whole number; the default when the value is not one.
+    fn number(&self, name: &str) -> u32 {
+        self.value(name).trim().parse().or_else(|_| default_of(name).parse()).unwrap_or(0)
+    }
+}
+
+fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -37,8 +92,7 @@ impl Storage {
     /// or `sqlite`.
     pub fn from_variables(variables: &dyn Variables) -> Self {
         let dsn = variables.get("db_dsn");
-        let choice = variables.get("db_backend").unwrap_or_else(|| "auto".into());
-        match (choice.trim().to_ascii_lowercase().as_str(), dsn) {
+        match (variables.value("db_backend").trim().to_ascii_lowercase().as_str(), dsn) {
             ("sqlite", _) | ("auto", None) => Self::Sqlite,
             ("postgres" | "auto", Some(dsn)) if is_postgres_dsn(&dsn) => Self::Postgres { dsn },
             ("postgres" | "auto", Some(_)) => {
@@ -79,7 +133,9 @@ pub enum LogLevel {
 
 impl LogLevel {
     pub fn from_variables(variables: &dyn Variables) -> Self {
-        variables.get("log_level").and_then(|level| Self::parse(&level)).unwrap_or(Self::Info)
+        Self::parse(&variables.value("log_level"))
+            .or_else(|| Self::parse(default_of("log_level")))
+            .unwrap_or(Self::Info)
     }
 
     fn parse(level: &str) -> Option<Self> {
@@ -133,6 +189,27 @@ pub mod tests {
     }
 
     #[test]
+    fn spin_toml_declares_exactly_these_variables_with_these_defaults() {
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
+        let manifest = std::fs::read_to_string(manifest).unwrap();
+        let section = manifest.split("[variables]").nth(1).unwrap().split("\n[").next().unwrap();
+        let declared: Vec<String> = section
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with('#') && line.contains('='))
+            .map(str::to_owned)
+            .collect();
+        let expected: Vec<String> = VARIABLES
+            .iter()
+            .map(|v| match v.secret {
+                true => format!("{} = {{ default = \"{}\", secret = true }}", v.name, v.default),
+                false => format!("{} = {{ default = \"{}\" }}", v.name, v.default),
+            })
+            .collect();
+        assert_eq!(declared, expected, "spin.toml's [variables] and config::VARIABLES differ");
+    }
+
+    #[test]
     fn auto_picks_postgres_when_a_dsn_is_set_and_sqlite_otherwise() {
         let dsn = "postgres://app@db:5432/app";
         assert_eq!(storage(&[("db_dsn", dsn)]), Storage::Postgres { dsn: dsn.into() });
@@ -155,10 +232,11 @@ pub mod tests {
     }
 
     #[test]
-    fn flags_accept_the_usual_spellings() {
-        let vars = MapVariables::default().with("a", "TRUE").with("b", "off").with("c", "maybe");
-        assert!(vars.flag("a", false));
-        assert!(!vars.flag("b", true));
-        assert!(vars.flag("c", true));
+    fn flags_and_numbers_fall_back_to_their_defaults() {
+        let vars = MapVariables::default().with("metrics_enabled", "maybe").with("cache_ttl_ms", "-5");
+        assert!(vars.flag("metrics_enabled"), "the default is true");
+        assert_eq!(vars.number("cache_ttl_ms"), 1000);
+        assert!(!MapVariables::default().with("metrics_enabled", "off").flag("metrics_enabled"));
+        assert_eq!(MapVariables::default().number("history_retention"), 100);
     }
 }

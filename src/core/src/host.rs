@@ -1,35 +1,49 @@
-//! What a request needs from its host: variables and a database. [`SpinHost`] is the
-//! real one; the core's unit tests use their own.
+//! What a request needs from its host: variables, a database and the key-value store.
+//! [`SpinHost`] is Spin; the core's unit tests use their own.
+
+use std::cell::RefCell;
 
 use crate::config::{Storage, Variables};
-use crate::store::{PostgresStore, SealedSettings, SettingsKey, SqliteStore, Store, StoreError};
+use crate::store::cache::KeyValue;
+use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 pub trait Host: Variables {
-    fn open_store(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError>;
+    /// The database `storage` names, as a connection for this request.
+    fn open_database(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError>;
+    /// The key-value store the cache lives in (Spin's `default`).
+    fn key_value(&self) -> Result<Box<dyn KeyValue>, String>;
 }
 
-/// Spin: variables through `fermyon:spin/variables`, PostgreSQL through
-/// `spin:postgres`, SQLite through `fermyon:spin/sqlite`.
-pub struct SpinHost;
+/// Spin: variables through `fermyon:spin/variables`, PostgreSQL through `spin:postgres`, SQLite
+/// through `fermyon:spin/sqlite`, the cache through `fermyon:spin/key-value`.
+#[derive(Default)]
+pub struct SpinHost {
+    /// Each variable is asked of the host at most once per request.
+    variables: RefCell<Vec<(String, Option<String>)>>,
+}
 
 impl Variables for SpinHost {
     fn get(&self, name: &str) -> Option<String> {
-        spin_sdk::variables::get(name).ok().filter(|value| !value.trim().is_empty())
+        if let Some((_, value)) = self.variables.borrow().iter().find(|(known, _)| known == name) {
+            return value.clone();
+        }
+        let value = spin_sdk::variables::get(name).ok().filter(|value| !value.trim().is_empty());
+        self.variables.borrow_mut().push((name.to_owned(), value.clone()));
+        value
     }
 }
 
 impl Host for SpinHost {
-    fn open_store(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
-        // Parsed before connecting: a bad key is a configuration error, not an outage.
-        let key = self.get("settings_encryption_key").map(|key| SettingsKey::parse(&key)).transpose()?;
-        let store: Box<dyn Store> = match storage {
+    fn open_database(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
+        Ok(match storage {
             Storage::Postgres { dsn } => Box::new(PostgresStore::open(dsn)?),
             Storage::Sqlite => Box::new(SqliteStore::open()?),
             Storage::Misconfigured { why, .. } => return Err(StoreError::Misconfigured(why)),
-        };
-        Ok(match key {
-            Some(key) => Box::new(SealedSettings::new(store, key)),
-            None => store,
         })
+    }
+
+    fn key_value(&self) -> Result<Box<dyn KeyValue>, String> {
+        let store = spin_sdk::key_value::Store::open_default().map_err(|error| error.to_string())?;
+        Ok(Box::new(store))
     }
 }

@@ -12,6 +12,9 @@
 //! | `integrations_enabled` | gauge | | how many of them are enabled (`status` true) |
 //! | `integration_enabled` | gauge, 0/1 | `id` | is this integration enabled? |
 //! | `integration_last_updated_timestamp_seconds` | gauge | `id` | when it was last written (Unix time) |
+//! | `integrations_settings_rows` | gauge | `table`, `key` | how many rows (`live`, `history`) each key id seals (`plain`: none) |
+//! | `integrations_settings_rows_on_old_keys` | gauge | | rows not stored as a write would store them now: another key, or plain while a keyring is set (0 before an old key may leave the ring) |
+//! | `integrations_settings_unreadable` | gauge | | integrations whose settings cannot be opened with the keyring (each also logs an error) |
 //!
 //! While the database is down nothing is known about the integrations, so the scrape
 //! says only that: `integrations_database_up 0` and no sample of the ping or of the four
@@ -48,8 +51,19 @@ pub struct Snapshot {
     pub database_ping_seconds: Option<f64>,
     /// Every integration; ignored when the database is down.
     pub integrations: Vec<IntegrationSample>,
+    /// Which keys seal the stored settings; ignored when the database is down.
+    pub keys: KeySample,
     /// The build's version.
     pub version: &'static str,
+}
+
+/// Which keys seal how many rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeySample {
+    /// (`live` or `history`, key id or `plain`, rows).
+    pub rows: Vec<(&'static str, String, i64)>,
+    pub on_old_keys: i64,
+    pub unreadable: i64,
 }
 
 /// One integration, as far as metrics care.
@@ -108,6 +122,28 @@ pub fn encode(snapshot: &Snapshot) -> String {
         "integration_last_updated_timestamp_seconds",
         "Unix time of the integration's last write.",
         |integration| integration.updated_at_seconds,
+    );
+    let keys = &snapshot.keys;
+    if !keys.rows.is_empty() {
+        out.header(
+            "integrations_settings_rows",
+            "Rows whose settings are sealed with each key id (plain: not sealed).",
+        );
+        for (table, key, rows) in &keys.rows {
+            out.sample("integrations_settings_rows", &[("table", table), ("key", key)], *rows as f64);
+        }
+    }
+    out.gauge(
+        "integrations_settings_rows_on_old_keys",
+        "Rows (live and history) not sealed with the keyring's current key; re-seal before removing an old key.",
+        &[],
+        keys.on_old_keys as f64,
+    );
+    out.gauge(
+        "integrations_settings_unreadable",
+        "Integrations whose settings cannot be opened with the configured keyring.",
+        &[],
+        keys.unreadable as f64,
     );
     out.0
 }
@@ -216,6 +252,11 @@ mod tests {
             database_up: true,
             database_ping_seconds: Some(0.0042),
             integrations: vec![sample("facebook", false, 1_700_000_000.123456), sample("chat_widget", true, 0.5)],
+            keys: KeySample {
+                rows: vec![("live", "k2".into(), 1), ("live", "plain".into(), 1), ("history", "k1".into(), 3)],
+                on_old_keys: 4,
+                unreadable: 0,
+            },
             version: "0.1.0",
         }
     }
@@ -226,6 +267,7 @@ mod tests {
             database_up: false,
             database_ping_seconds: None,
             integrations: Vec::new(),
+            keys: KeySample::default(),
             version: "0.1.0",
         }
     }
@@ -251,6 +293,11 @@ mod tests {
                 r#"integration_enabled{id="chat_widget"} 1"#,
                 r#"integration_last_updated_timestamp_seconds{id="facebook"} 1700000000.123456"#,
                 r#"integration_last_updated_timestamp_seconds{id="chat_widget"} 0.5"#,
+                r#"integrations_settings_rows{table="live",key="k2"} 1"#,
+                r#"integrations_settings_rows{table="live",key="plain"} 1"#,
+                r#"integrations_settings_rows{table="history",key="k1"} 3"#,
+                "integrations_settings_rows_on_old_keys 4",
+                "integrations_settings_unreadable 0",
             ]
         );
         assert!(text.ends_with('\n'));
@@ -272,7 +319,7 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "{line} is not under its own family");
             }
         }
-        assert_eq!(seen.len(), 8);
+        assert_eq!(seen.len(), 11);
     }
 
     #[test]

@@ -1,76 +1,31 @@
-//! `/admin/integrations` and `/admin/integrations/{id}`: what the admin UI calls.
+//! `/admin/integrations` and `/admin/integrations/{id}`: what the admin UI and the bot runtime
+//! call.
 
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH};
-use http::{Method, StatusCode};
+use http::header::{HeaderValue, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH};
+use http::StatusCode;
+use serde_json::json;
 
-use super::auth::require_bearer;
-use super::cors::CorsPolicy;
 use super::response::{empty, json, ApiError};
-use super::{check_method, error_response, options};
-use crate::config::Storage;
-use crate::domain::{Integration, IntegrationId, IntegrationUpdate, Precondition};
-use crate::host::Host;
-use crate::store::{Store, UpdateOutcome};
-use crate::telemetry::Telemetry;
-use crate::{Endpoint, Request, Response};
+use super::Call;
+use crate::config::LogLevel;
+use crate::domain::{FieldError, Integration, IntegrationUpdate, Precondition, WriteConditions};
+use crate::service::{CacheUse, Written};
+use crate::Response;
 
-/// Bodies above this are refused before they are parsed.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const NOT_FOUND: ApiError = ApiError::NotFound("Integration not found");
 
-const NOT_FOUND: ApiError = ApiError::NotFound("Integration not found");
-
-/// Spin puts the `:id` segment of the route here, still percent-encoded.
-const PATH_MATCH_ID: &str = "spin-path-match-id";
-
-pub fn serve(endpoint: Endpoint, request: &Request, host: &dyn Host, telemetry: &Telemetry) -> Response {
-    let cors = CorsPolicy::from_variables(host);
-    let mut response = if CorsPolicy::is_preflight(request) {
-        cors.preflight(request, endpoint.methods())
-    } else if request.method() == Method::OPTIONS {
-        options(endpoint)
-    } else {
-        answer(endpoint, request, host).unwrap_or_else(|error| error_response(error, telemetry))
-    };
-    cors.decorate(request, &mut response);
-    // Integrations carry credentials: no cache along the way may keep a copy.
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+pub fn list(call: &mut Call) -> Result<Response, ApiError> {
+    let integrations = call.service(CacheUse::ReadsAndWrites)?.list()?;
+    integrations.iter().for_each(|integration| report_unreadable(call, integration));
+    Ok(json(StatusCode::OK, &integrations))
 }
 
-fn answer(endpoint: Endpoint, request: &Request, host: &dyn Host) -> Result<Response, ApiError> {
-    check_method(endpoint, request)?;
-    require_bearer(request, host.get("admin_token").as_deref())?;
-    let open = || host.open_store(&Storage::from_variables(host));
-    match endpoint {
-        Endpoint::List => Ok(json(StatusCode::OK, &open()?.list()?)),
-        _ if request.method() == Method::PUT => {
-            if request.body().len() > MAX_BODY_BYTES {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            let id = path_id(request)?;
-            let content_type = request.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-            let update = IntegrationUpdate::parse(&id, content_type, request.body()).map_err(ApiError::Validation)?;
-            put(&*open()?, &id, &update, request)
-        }
-        _ => {
-            let id = path_id(request)?;
-            get(&*open()?, &id, request)
-        }
-    }
-}
-
-fn path_id(request: &Request) -> Result<IntegrationId, ApiError> {
-    let raw = request.headers().get(PATH_MATCH_ID).and_then(|value| value.to_str().ok());
-    raw.and_then(IntegrationId::parse).ok_or(NOT_FOUND)
-}
-
-fn get(store: &dyn Store, id: &IntegrationId, request: &Request) -> Result<Response, ApiError> {
-    let integration = store.get(id)?.ok_or(NOT_FOUND)?;
-    let if_none_match = request.headers().get(IF_NONE_MATCH).and_then(|value| value.to_str().ok());
-    // If-None-Match compares weakly: `W/"3"` still names version 3.
-    let unchanged = if_none_match
-        .is_some_and(|tags| Precondition::parse_if_match(&tags.replace("W/", "")).is_met_by(integration.version));
-    if unchanged {
+pub fn get(call: &mut Call) -> Result<Response, ApiError> {
+    let id = call.path_id()?;
+    let integration = call.service(CacheUse::ReadsAndWrites)?.get(&id)?.ok_or(NOT_FOUND)?;
+    report_unreadable(call, &integration);
+    let if_none_match = call.header(IF_NONE_MATCH.as_str()).map(Precondition::parse_if_none_match);
+    if if_none_match.is_some_and(|tags| tags.is_met_by(integration.version)) {
         let mut response = empty(StatusCode::NOT_MODIFIED);
         response.headers_mut().insert(ETAG, etag(&integration));
         return Ok(response);
@@ -78,22 +33,69 @@ fn get(store: &dyn Store, id: &IntegrationId, request: &Request) -> Result<Respo
     Ok(with_etag(&integration))
 }
 
-fn put(
-    store: &dyn Store,
-    id: &IntegrationId,
-    update: &IntegrationUpdate,
-    request: &Request,
-) -> Result<Response, ApiError> {
-    let precondition =
-        request.headers().get(IF_MATCH).map(|value| Precondition::parse_if_match(value.to_str().unwrap_or_default()));
-    match store.update(id, update, precondition.as_ref())? {
-        UpdateOutcome::Updated(integration) => Ok(with_etag(&integration)),
-        UpdateOutcome::NotFound => Err(NOT_FOUND),
-        UpdateOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
+pub fn put(call: &mut Call, authenticated: bool) -> Result<Response, ApiError> {
+    let id = call.path_id()?;
+    let body = call.body()?;
+    let content_type = call.header(CONTENT_TYPE.as_str());
+    let update = IntegrationUpdate::parse(&id, content_type, &body).map_err(ApiError::Validation)?;
+    // A key holding NUL cannot have been stored before: refused here, as the store could not
+    // compare it.
+    if let Some(settings) = &update.settings {
+        let impossible: Vec<FieldError> = settings
+            .undeclared
+            .iter()
+            .filter(|name| name.contains('\0'))
+            .map(|name| FieldError::undeclared_setting(name))
+            .collect();
+        if !impossible.is_empty() {
+            return Err(ApiError::Validation(impossible));
+        }
+    }
+    let conditions = write_conditions(call);
+    let written =
+        call.service(CacheUse::Writes)?.update(&id, update, conditions, call.actor(authenticated), call.retention())?;
+    written_response(call, written)
+}
+
+/// The response to a write: the integration as stored, with its new ETag, or why not.
+pub fn written_response(call: &Call, written: Written) -> Result<Response, ApiError> {
+    match written {
+        Written::Integration(integration) => {
+            report_unreadable(call, &integration);
+            Ok(with_etag(&integration))
+        }
+        Written::NotFound => Err(NOT_FOUND),
+        Written::PreconditionFailed => Err(ApiError::PreconditionFailed),
+        Written::Undeclared(names) => {
+            Err(ApiError::Validation(names.iter().map(|name| FieldError::undeclared_setting(name)).collect()))
+        }
     }
 }
 
-fn with_etag(integration: &Integration) -> Response {
+/// `If-Match` and `If-None-Match` of a write.
+pub fn write_conditions(call: &Call) -> WriteConditions {
+    // A header that is not text names no version: an `If-Match` then fails, an
+    // `If-None-Match` passes.
+    let header = |name| call.parts.headers.get(name).map(|value: &HeaderValue| value.to_str().unwrap_or_default());
+    WriteConditions {
+        if_match: header(IF_MATCH).map(Precondition::parse_if_match),
+        if_none_match: header(IF_NONE_MATCH).map(Precondition::parse_if_none_match),
+    }
+}
+
+/// Settings that cannot be opened are the operator's to fix: the row is still served (with
+/// `settings: null` and `settings_error`), and the reason is logged.
+fn report_unreadable(call: &Call, integration: &Integration) {
+    if let Some(why) = &integration.settings_error {
+        call.telemetry.log(
+            LogLevel::Error,
+            "settings unreadable",
+            json!({ "integration": integration.id, "reason": why }),
+        );
+    }
+}
+
+pub fn with_etag(integration: &Integration) -> Response {
     let mut response = json(StatusCode::OK, integration);
     response.headers_mut().insert(ETAG, etag(integration));
     response

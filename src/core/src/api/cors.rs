@@ -1,6 +1,6 @@
 //! CORS, as the original app's middleware did it: any origin by default, credentials
 //! allowed (so the origin is echoed, never `*`), any request header. `cors_allowed_origins`
-//! narrows the origins to a comma-separated list; empty allows none.
+//! narrows the origins to a comma-separated list; `none` allows no browser origin.
 
 use http::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -12,7 +12,9 @@ use serde_json::json;
 
 use super::response::{allow_header, empty, json};
 use crate::config::Variables;
-use crate::{Request, Response};
+use http::request::Parts;
+
+use crate::Response;
 
 /// Response headers a browser script may read: the ETag for `If-Match`, and the ids.
 const EXPOSED_HEADERS: &str = "ETag, X-Request-Id, Retry-After";
@@ -26,16 +28,13 @@ pub enum CorsPolicy {
 
 impl CorsPolicy {
     pub fn from_variables(variables: &dyn Variables) -> Self {
-        match variables.get("cors_allowed_origins") {
-            Some(origins) if origins.trim() == "*" => Self::AnyOrigin,
-            Some(origins) => Self::Origins(
-                origins
-                    .split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect(),
+        let origins = variables.value("cors_allowed_origins");
+        match origins.trim() {
+            "*" => Self::AnyOrigin,
+            "none" => Self::Origins(Vec::new()),
+            list => Self::Origins(
+                list.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect(),
             ),
-            None => Self::Origins(Vec::new()),
         }
     }
 
@@ -46,15 +45,15 @@ impl CorsPolicy {
         }
     }
 
-    pub fn is_preflight(request: &Request) -> bool {
-        request.method() == Method::OPTIONS
-            && request.headers().contains_key(ORIGIN)
-            && request.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+    pub fn is_preflight(request: &Parts) -> bool {
+        request.method == Method::OPTIONS
+            && request.headers.contains_key(ORIGIN)
+            && request.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
     }
 
     /// Answers a preflight for an endpoint serving `methods`.
-    pub fn preflight(&self, request: &Request, methods: &[Method]) -> Response {
-        let header = |name| request.headers().get(name).and_then(|value: &HeaderValue| value.to_str().ok());
+    pub fn preflight(&self, request: &Parts, methods: &[Method]) -> Response {
+        let header = |name| request.headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
         let origin = header(ORIGIN).unwrap_or_default();
         if !self.allows(origin) {
             return json(StatusCode::BAD_REQUEST, &json!({ "detail": "Disallowed CORS origin" }));
@@ -67,7 +66,7 @@ impl CorsPolicy {
         self.decorate(request, &mut response);
         let headers = response.headers_mut();
         headers.insert(ACCESS_CONTROL_ALLOW_METHODS, allow_header(methods));
-        if let Some(requested_headers) = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS) {
+        if let Some(requested_headers) = request.headers.get(ACCESS_CONTROL_REQUEST_HEADERS) {
             headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, requested_headers.clone());
         }
         headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE_SECONDS));
@@ -75,10 +74,10 @@ impl CorsPolicy {
     }
 
     /// Adds the CORS headers to a response, when the request came from an allowed origin.
-    pub fn decorate(&self, request: &Request, response: &mut Response) {
+    pub fn decorate(&self, request: &Parts, response: &mut Response) {
         let headers = response.headers_mut();
         headers.append(VARY, HeaderValue::from_static("Origin"));
-        let Some(origin) = request.headers().get(ORIGIN) else {
+        let Some(origin) = request.headers.get(ORIGIN) else {
             return;
         };
         if !origin.to_str().is_ok_and(|origin| self.allows(origin)) {
@@ -97,14 +96,16 @@ mod tests {
 
     const ADMIN_UI: &str = "http://localhost:3000";
 
-    fn preflight_request(origin: &str, method: &str) -> Request {
+    fn preflight_request(origin: &str, method: &str) -> Parts {
         http::Request::builder()
             .method(Method::OPTIONS)
             .header(ORIGIN, origin)
             .header(ACCESS_CONTROL_REQUEST_METHOD, method)
             .header(ACCESS_CONTROL_REQUEST_HEADERS, "content-type,authorization")
-            .body(Vec::new())
+            .body(())
             .unwrap()
+            .into_parts()
+            .0
     }
 
     fn policy(value: &str) -> CorsPolicy {
@@ -141,7 +142,7 @@ mod tests {
 
     #[test]
     fn simple_responses_echo_an_allowed_origin_and_expose_the_etag() {
-        let request = http::Request::builder().header(ORIGIN, ADMIN_UI).body(Vec::new()).unwrap();
+        let request = http::Request::builder().header(ORIGIN, ADMIN_UI).body(()).unwrap().into_parts().0;
         let mut response = empty(StatusCode::OK);
         policy("*").decorate(&request, &mut response);
         assert_eq!(response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], ADMIN_UI);
@@ -150,7 +151,8 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_setting_allows_no_origin() {
-        assert_eq!(CorsPolicy::from_variables(&MapVariables::default()), CorsPolicy::Origins(vec![]));
+    fn unset_allows_any_origin_and_none_allows_none() {
+        assert_eq!(CorsPolicy::from_variables(&MapVariables::default()), CorsPolicy::AnyOrigin);
+        assert_eq!(policy("none"), CorsPolicy::Origins(vec![]));
     }
 }

@@ -2,13 +2,11 @@
 //! crate, and a self-contained page that renders it (no outside server is reached).
 
 use http::header::{HeaderValue, CONTENT_SECURITY_POLICY};
-use http::{Method, StatusCode};
+use http::request::Parts;
+use http::StatusCode;
 
-use super::cors::CorsPolicy;
-use super::response::{with_body, ApiError};
-use super::{check_method, options};
-use crate::host::Host;
-use crate::{Endpoint, Request, Response};
+use super::response::with_body;
+use crate::Response;
 
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 const DOCS_HTML: &str = include_str!("../../docs.html");
@@ -17,21 +15,9 @@ const DOCS_HTML: &str = include_str!("../../docs.html");
 const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
-pub fn serve(request: &Request, host: &dyn Host) -> Response {
-    let cors = CorsPolicy::from_variables(host);
-    let mut response = if CorsPolicy::is_preflight(request) {
-        cors.preflight(request, Endpoint::OpenApi.methods())
-    } else if request.method() == Method::OPTIONS {
-        options(Endpoint::OpenApi)
-    } else {
-        check_method(Endpoint::OpenApi, request).map_or_else(ApiError::into_response, |()| document(request))
-    };
-    cors.decorate(request, &mut response);
-    response
-}
-
-fn document(request: &Request) -> Response {
-    if request.uri().path().trim_end_matches('/').ends_with("/docs") {
+/// `/docs` is the page; anything else this component serves is the description.
+pub fn document(request: &Parts) -> Response {
+    if request.uri.path().trim_end_matches('/').ends_with("/docs") {
         let mut page = with_body(StatusCode::OK, "text/html; charset=utf-8", DOCS_HTML.into());
         page.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
         page
@@ -47,7 +33,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::api::admin::MAX_BODY_BYTES;
+    use crate::api::{Route, MAX_BODY_BYTES};
     use crate::domain::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 
     fn spec() -> Value {
@@ -71,14 +57,19 @@ mod tests {
         routes
     }
 
-    fn endpoint_of(path: &str) -> Endpoint {
+    fn route_of(path: &str) -> Route {
         match path {
-            "/admin/integrations" | "/admin/integrations/" => Endpoint::List,
-            "/admin/integrations/{id}" => Endpoint::Item,
-            "/health" => Endpoint::Health,
-            "/readiness" | "/ready" => Endpoint::Readiness,
-            "/metrics" => Endpoint::Metrics,
-            "/openapi.json" | "/docs" => Endpoint::OpenApi,
+            "/admin/integrations" | "/admin/integrations/" => Route::List,
+            "/admin/integrations/{id}" => Route::Item,
+            "/admin/integrations/{id}/history" => Route::History,
+            "/admin/integrations/{id}/history/{version}" => Route::Version(1),
+            "/admin/integrations/{id}/history/{version}/restore" => Route::Restore(1),
+            "/admin/keys" => Route::Keys,
+            "/admin/keys/reseal" => Route::Reseal,
+            "/health" => Route::Health,
+            "/readiness" | "/ready" => Route::Readiness,
+            "/metrics" => Route::Metrics,
+            "/openapi.json" | "/docs" => Route::OpenApi,
             other => panic!("openapi.json describes {other}, which no component serves"),
         }
     }
@@ -101,7 +92,7 @@ mod tests {
         assert_eq!(described, expected);
         for (path, item) in paths {
             let served: BTreeSet<String> =
-                endpoint_of(path).methods().iter().map(|m| m.as_str().to_ascii_lowercase()).collect();
+                route_of(path).methods().iter().map(|m| m.as_str().to_ascii_lowercase()).collect();
             let documented: BTreeSet<String> = ["get", "put", "post", "delete", "patch", "head", "options", "trace"]
                 .into_iter()
                 .filter(|method| item.get(*method).is_some())

@@ -7,37 +7,59 @@ use http::StatusCode;
 
 use super::auth::require_bearer;
 use super::response::{with_body, ApiError};
+use super::Call;
 use crate::config::Storage;
-use crate::host::Host;
-use crate::metrics::{encode, IntegrationSample, Snapshot, CONTENT_TYPE};
-use crate::{Request, Response};
+use crate::metrics::{encode, IntegrationSample, KeySample, Snapshot, CONTENT_TYPE};
+use crate::service::CacheUse;
+use crate::store::StoreError;
+use crate::Response;
 
-pub fn serve(request: &Request, host: &dyn Host) -> Result<Response, ApiError> {
-    if !host.flag("metrics_enabled", false) {
+pub fn serve(call: &Call) -> Result<Response, ApiError> {
+    if !call.host.flag("metrics_enabled") {
         return Err(ApiError::NotFound("Not Found"));
     }
-    require_bearer(request, host.get("metrics_token").as_deref())?;
-    let snapshot = snapshot(host);
+    require_bearer(&call.parts, call.host.get("metrics_token").as_deref())?;
+    let snapshot = snapshot(call);
     Ok(with_body(StatusCode::OK, CONTENT_TYPE, encode(&snapshot).into_bytes()))
 }
 
 /// A scrape still succeeds while the database is down: that is when it matters most.
-fn snapshot(host: &dyn Host) -> Snapshot {
-    let storage = Storage::from_variables(host);
+fn snapshot(call: &Call) -> Snapshot {
+    let backend = Storage::from_variables(call.host).backend().as_str();
     let started = Instant::now();
-    let measured = host.open_store(&storage).and_then(|store| {
-        store.ping()?;
+    let measured = (|| -> Result<_, StoreError> {
+        // Never the cache: a scrape reports what the database holds.
+        let service = call.service(CacheUse::None)?;
+        service.ping()?;
         let ping = started.elapsed();
-        Ok((ping, store.list()?))
-    });
-    let (database_up, database_ping_seconds, integrations) = match measured {
-        Ok((ping, integrations)) => (true, Some(ping.as_secs_f64()), integrations),
-        Err(_) => (false, None, Vec::new()),
+        Ok((ping, service.list()?, service.key_report()?))
+    })();
+    let Ok((ping, integrations, report)) = measured else {
+        return Snapshot {
+            backend,
+            database_up: false,
+            database_ping_seconds: None,
+            integrations: Vec::new(),
+            keys: KeySample::default(),
+            version: env!("CARGO_PKG_VERSION"),
+        };
     };
+    let tables = [("live", &report.live), ("history", &report.history)];
+    let rows = tables
+        .iter()
+        .flat_map(|(table, counts)| {
+            counts.iter().map(move |count| (*table, count.key.clone().unwrap_or_else(|| "plain".into()), count.rows))
+        })
+        .collect();
     Snapshot {
-        backend: storage.backend().as_str(),
-        database_up,
-        database_ping_seconds,
+        backend,
+        database_up: true,
+        database_ping_seconds: Some(ping.as_secs_f64()),
+        keys: KeySample {
+            rows,
+            on_old_keys: report.on_old_keys,
+            unreadable: integrations.iter().filter(|integration| integration.settings.is_err()).count() as i64,
+        },
         integrations: integrations
             .into_iter()
             .map(|integration| IntegrationSample {

@@ -1,25 +1,128 @@
-//! From request to response: method dispatch, CORS, auth, and the request's log line.
+//! From request to response: the route table, method dispatch, CORS, auth, and the request's
+//! log line. Database work goes through [`crate::service`].
 
 mod admin;
 mod auth;
 mod cors;
 mod docs;
+mod history;
+mod keys;
 mod metrics;
 mod probes;
 mod response;
 
 use std::time::Instant;
 
-use http::header::HeaderValue;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH};
+use http::request::Parts;
 use http::{Method, StatusCode};
 use serde_json::json;
 
+use crate::body::{Body, BodyError};
 use crate::config::LogLevel;
+use crate::domain::{Actor, IntegrationId};
 use crate::host::Host;
+use crate::service::{CacheUse, Service};
 use crate::store::StoreError;
 use crate::telemetry::Telemetry;
-use crate::{Endpoint, Request, Response};
+use crate::{Component, Endpoint, Request, Response};
+use cors::CorsPolicy;
 use response::{allow_header, ApiError};
+
+/// Bodies above this are refused: from `Content-Length` before anything is read, else while
+/// reading.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Spin puts the part of the path after a wildcard route's prefix here.
+const PATH_INFO: &str = "spin-path-info";
+/// Spin puts the `:id` segment of a route here, still percent-encoded.
+const PATH_MATCH_ID: &str = "spin-path-match-id";
+/// Spin's `ip:port` of the client.
+const CLIENT_ADDR: &str = "spin-client-addr";
+
+const GET: &[Method] = &[Method::GET, Method::HEAD, Method::OPTIONS];
+const GET_PUT: &[Method] = &[Method::GET, Method::HEAD, Method::PUT, Method::OPTIONS];
+const POST: &[Method] = &[Method::POST, Method::OPTIONS];
+
+/// What a request asks for: the component's endpoint, refined by the rest of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/admin/integrations[/]`
+    List,
+    /// `/admin/integrations/{id}`
+    Item,
+    /// `/admin/integrations/{id}/history`
+    History,
+    /// `/admin/integrations/{id}/history/{version}`
+    Version(i64),
+    /// `/admin/integrations/{id}/history/{version}/restore`
+    Restore(i64),
+    /// `/admin/keys`
+    Keys,
+    /// `/admin/keys/reseal`
+    Reseal,
+    /// `/health`
+    Health,
+    /// `/readiness`, `/ready`
+    Readiness,
+    /// `/metrics`
+    Metrics,
+    /// `/openapi.json`, `/docs`
+    OpenApi,
+    /// A path under a wildcard route that names nothing.
+    Unknown,
+}
+
+impl Route {
+    /// The route table: what each path serves.
+    pub fn of(endpoint: Endpoint, path_info: &str) -> Self {
+        let rest: Vec<&str> = path_info.split('/').filter(|segment| !segment.is_empty()).collect();
+        match (endpoint, rest.as_slice()) {
+            (Endpoint::List, _) => Self::List,
+            (Endpoint::Item, _) => Self::Item,
+            (Endpoint::History, []) => Self::History,
+            (Endpoint::History, [version]) => version.parse().map_or(Self::Unknown, Self::Version),
+            (Endpoint::History, [version, "restore"]) => version.parse().map_or(Self::Unknown, Self::Restore),
+            (Endpoint::Keys, []) => Self::Keys,
+            (Endpoint::Keys, ["reseal"]) => Self::Reseal,
+            (Endpoint::History | Endpoint::Keys, _) => Self::Unknown,
+            (Endpoint::Health, _) => Self::Health,
+            (Endpoint::Readiness, _) => Self::Readiness,
+            (Endpoint::Metrics, _) => Self::Metrics,
+            (Endpoint::OpenApi, _) => Self::OpenApi,
+        }
+    }
+
+    pub fn methods(self) -> &'static [Method] {
+        match self {
+            Self::Item => GET_PUT,
+            Self::Restore(_) | Self::Reseal => POST,
+            Self::List
+            | Self::History
+            | Self::Version(_)
+            | Self::Keys
+            | Self::Health
+            | Self::Readiness
+            | Self::Metrics
+            | Self::OpenApi
+            | Self::Unknown => GET,
+        }
+    }
+
+    /// Routes under `/admin`: bearer-guarded, CORS for the admin UI, never cached.
+    fn is_admin(self) -> bool {
+        match self {
+            Self::List
+            | Self::Item
+            | Self::History
+            | Self::Version(_)
+            | Self::Restore(_)
+            | Self::Keys
+            | Self::Reseal => true,
+            Self::Health | Self::Readiness | Self::Metrics | Self::OpenApi | Self::Unknown => false,
+        }
+    }
+}
 
 impl Endpoint {
     /// The component id in spin.toml, as log lines name it.
@@ -27,65 +130,148 @@ impl Endpoint {
         match self {
             Self::List => "integrations-list",
             Self::Item => "integrations-item",
+            Self::History => "integrations-history",
+            Self::Keys => "integrations-keys",
             Self::Health => "health",
             Self::Readiness => "readiness",
             Self::Metrics => "metrics",
             Self::OpenApi => "openapi",
         }
     }
+}
 
-    fn methods(self) -> &'static [Method] {
-        match self {
-            Self::Item => &[Method::GET, Method::PUT, Method::OPTIONS],
-            _ => &[Method::GET, Method::OPTIONS],
+/// One request, as the handlers see it.
+pub struct Call<'a> {
+    pub route: Route,
+    pub parts: Parts,
+    body: Body,
+    pub host: &'a dyn Host,
+    pub telemetry: Telemetry,
+}
+
+impl<'a> Call<'a> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The integration id of the path; any id that cannot exist is not found.
+    fn path_id(&self) -> Result<IntegrationId, ApiError> {
+        self.header(PATH_MATCH_ID).and_then(IntegrationId::from_path_segment).ok_or(admin::NOT_FOUND)
+    }
+
+    /// Who is asking, for the history.
+    fn actor(&self, authenticated: bool) -> Actor {
+        Actor {
+            request_id: Some(self.telemetry.request_id.clone()),
+            client_addr: self.header(CLIENT_ADDR).map(str::to_owned),
+            authenticated,
         }
+    }
+
+    /// The body, if it is at most [`MAX_BODY_BYTES`]: refused from `Content-Length` without
+    /// reading when it says more, and otherwise read no further than the limit.
+    fn body(&mut self) -> Result<Vec<u8>, ApiError> {
+        let declared = self.header(CONTENT_LENGTH.as_str()).and_then(|length| length.trim().parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        self.body.read_up_to(MAX_BODY_BYTES).map_err(|error| match error {
+            BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::Broken => ApiError::BadRequest("There was an error parsing the body"),
+        })
+    }
+
+    /// The service for this request, using the read-through cache as `cache` says.
+    fn service(&self, cache: CacheUse) -> Result<Service<'_>, StoreError> {
+        let telemetry = &self.telemetry;
+        let on_trouble = Box::new(move |reason: &str| {
+            telemetry.log(
+                LogLevel::Warn,
+                "cache unavailable",
+                json!({ "reason": crate::redact::short_reason(reason) }),
+            );
+        });
+        Service::open(self.host, cache, on_trouble)
+    }
+
+    fn retention(&self) -> u32 {
+        self.host.number("history_retention").max(1)
     }
 }
 
-/// Serves one request for `endpoint` and writes its log line.
-pub fn handle(endpoint: Endpoint, request: Request, host: &dyn Host) -> Response {
+/// Serves one request for the component `C` and writes its log line.
+pub fn handle<C: Component>(request: Request, host: &dyn Host) -> Response {
+    let endpoint = C::ENDPOINT;
     let started = Instant::now();
     // Liveness is given no variables at all, so it does not ask for any.
     let level = if endpoint == Endpoint::Health { LogLevel::Info } else { LogLevel::from_variables(host) };
-    let telemetry = Telemetry::start(endpoint.component(), level, &request);
-    let mut response = dispatch(endpoint, &request, host, &telemetry);
-    if let Ok(id) = HeaderValue::from_str(&telemetry.request_id) {
+    let (parts, body) = request.into_parts();
+    let telemetry = Telemetry::start(endpoint.component(), level, &parts);
+    let path_info = parts.headers.get(PATH_INFO).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let route = Route::of(endpoint, path_info);
+    let mut call = Call { route, parts, body, host, telemetry };
+    let mut response = dispatch::<C>(&mut call);
+    // HEAD is GET without the body (the headers stay, as FastAPI sends them).
+    if call.parts.method == Method::HEAD {
+        response.body_mut().clear();
+    }
+    if let Ok(id) = HeaderValue::from_str(&call.telemetry.request_id) {
         response.headers_mut().insert("x-request-id", id);
     }
-    telemetry.request_done(&request, response.status().as_u16(), started.elapsed());
+    call.telemetry.request_done(&call.parts, response.status().as_u16(), started.elapsed());
     response
 }
 
-fn dispatch(endpoint: Endpoint, request: &Request, host: &dyn Host, telemetry: &Telemetry) -> Response {
-    match endpoint {
-        Endpoint::List | Endpoint::Item => admin::serve(endpoint, request, host, telemetry),
-        Endpoint::OpenApi => docs::serve(request, host),
-        _ if request.method() == Method::OPTIONS => options(endpoint),
-        _ => {
-            let result = check_method(endpoint, request).and_then(|()| match endpoint {
-                Endpoint::Health => Ok(probes::health()),
-                Endpoint::Readiness => Ok(probes::readiness(host, telemetry)),
-                _ => metrics::serve(request, host),
-            });
-            result.unwrap_or_else(|error| error_response(error, telemetry))
-        }
+fn dispatch<C: Component>(call: &mut Call) -> Response {
+    let route = call.route;
+    let cors = (route.is_admin() || route == Route::OpenApi).then(|| CorsPolicy::from_variables(call.host));
+    let mut response = match &cors {
+        Some(cors) if CorsPolicy::is_preflight(&call.parts) => cors.preflight(&call.parts, route.methods()),
+        _ if call.parts.method == Method::OPTIONS => options(route),
+        _ => answer::<C>(call).unwrap_or_else(|error| error_response(error, &call.telemetry)),
+    };
+    if let Some(cors) = &cors {
+        cors.decorate(&call.parts, &mut response);
     }
+    if route.is_admin() {
+        // Integrations carry credentials: no cache along the way may keep a copy.
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
-/// Anything the endpoint does not serve is a 405 that lists what it does.
-fn check_method(endpoint: Endpoint, request: &Request) -> Result<(), ApiError> {
-    let methods = endpoint.methods();
-    if methods.contains(request.method()) {
-        Ok(())
+/// Dispatches on the component first: `C::ENDPOINT` is a constant of each component's build, so
+/// the others' handlers are left out of its binary.
+fn answer<C: Component>(call: &mut Call) -> Result<Response, ApiError> {
+    if !call.route.methods().contains(&call.parts.method) {
+        return Err(ApiError::MethodNotAllowed(call.route.methods()));
+    }
+    let authenticated = if call.route.is_admin() {
+        auth::require_bearer(&call.parts, call.host.get("admin_token").as_deref())?
     } else {
-        Err(ApiError::MethodNotAllowed(methods))
+        false
+    };
+    match (C::ENDPOINT, call.route) {
+        (Endpoint::List, _) => admin::list(call),
+        (Endpoint::Item, _) if call.parts.method == Method::PUT => admin::put(call, authenticated),
+        (Endpoint::Item, _) => admin::get(call),
+        (Endpoint::History, Route::Version(version)) => history::version(call, version),
+        (Endpoint::History, Route::Restore(version)) => history::restore(call, version, authenticated),
+        (Endpoint::History, Route::History) => history::list(call),
+        (Endpoint::Keys, Route::Reseal) => keys::reseal(call),
+        (Endpoint::Keys, Route::Keys) => keys::report(call),
+        (Endpoint::History | Endpoint::Keys, _) => Err(ApiError::NotFound("Not Found")),
+        (Endpoint::Health, _) => Ok(probes::health()),
+        (Endpoint::Readiness, _) => Ok(probes::readiness(call)),
+        (Endpoint::Metrics, _) => metrics::serve(call),
+        (Endpoint::OpenApi, _) => Ok(docs::document(&call.parts)),
     }
 }
 
 /// The answer to a plain `OPTIONS` (not a CORS preflight).
-fn options(endpoint: Endpoint) -> Response {
+fn options(route: Route) -> Response {
     let mut response = response::empty(StatusCode::NO_CONTENT);
-    response.headers_mut().insert(http::header::ALLOW, allow_header(endpoint.methods()));
+    response.headers_mut().insert(http::header::ALLOW, allow_header(route.methods()));
     response
 }
 
@@ -104,205 +290,4 @@ fn error_response(error: ApiError, telemetry: &Telemetry) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::Value;
-
-    use super::*;
-    use crate::config::tests::MapVariables;
-    use crate::config::{Storage, Variables};
-    use crate::store::memory::MemoryStore;
-    use crate::store::Store;
-
-    struct TestHost {
-        variables: MapVariables,
-        failure: Option<StoreError>,
-        store: MemoryStore,
-    }
-
-    impl TestHost {
-        fn new() -> Self {
-            let variables = MapVariables::default().with("cors_allowed_origins", "*");
-            Self { variables, failure: None, store: MemoryStore::seeded() }
-        }
-
-        fn with(mut self, name: &'static str, value: &str) -> Self {
-            self.variables = self.variables.with(name, value);
-            self
-        }
-
-        fn down(mut self) -> Self {
-            self.failure = Some(StoreError::Unavailable("connection refused".into()));
-            self
-        }
-
-        fn call(
-            &self,
-            endpoint: Endpoint,
-            request: http::request::Builder,
-            body: &str,
-        ) -> (StatusCode, http::HeaderMap, Value) {
-            let response = handle(endpoint, request.body(body.as_bytes().to_vec()).unwrap(), self);
-            let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-            (response.status(), response.headers().clone(), body)
-        }
-    }
-
-    impl Variables for TestHost {
-        fn get(&self, name: &str) -> Option<String> {
-            self.variables.get(name)
-        }
-    }
-
-    impl Host for TestHost {
-        fn open_store(&self, _storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
-            if let Some(error) = &self.failure {
-                return Err(error.clone());
-            }
-            Ok(Box::new(self.store.clone()))
-        }
-    }
-
-    fn item(method: &str, id: &str) -> http::request::Builder {
-        http::Request::builder()
-            .method(method)
-            .uri(format!("/admin/integrations/{id}"))
-            .header("spin-path-match-id", id)
-            .header("content-type", "application/json")
-    }
-
-    fn list() -> http::request::Builder {
-        http::Request::builder().uri("/admin/integrations/")
-    }
-
-    #[test]
-    fn the_list_shows_the_seeded_integrations_in_order() {
-        let (status, headers, body) = TestHost::new().call(Endpoint::List, list(), "");
-        assert_eq!(status, 200);
-        let ids: Vec<_> = body.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["facebook", "chat_widget"]);
-        assert_eq!(headers["cache-control"], "no-store");
-        assert_eq!(headers["x-request-id"].len(), 32);
-    }
-
-    #[test]
-    fn a_partial_put_changes_only_what_it_names_and_bumps_the_etag() {
-        let host = TestHost::new();
-        let (_, before, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
-        let (status, after, body) = host.call(Endpoint::Item, item("PUT", "facebook"), r#"{"status": true}"#);
-        assert_eq!(status, 200);
-        assert_eq!(body["status"], true);
-        assert_eq!(body["settings"]["verify"], "ai-chatbot-framework");
-        assert_ne!(before["etag"], after["etag"]);
-    }
-
-    #[test]
-    fn a_stale_if_match_gets_412_and_changes_nothing() {
-        let host = TestHost::new();
-        let (_, headers, _) = host.call(Endpoint::Item, item("GET", "chat_widget"), "");
-        let etag = headers["etag"].to_str().unwrap().to_owned();
-        let put = |body| host.call(Endpoint::Item, item("PUT", "chat_widget").header("if-match", &etag), body);
-        assert_eq!(put(r#"{"status": false}"#).0, 200);
-        assert_eq!(put(r#"{"status": true}"#).0, 412);
-        let (_, _, body) = host.call(Endpoint::Item, item("GET", "chat_widget"), "");
-        assert_eq!(body["status"], false);
-    }
-
-    #[test]
-    fn if_none_match_on_the_current_etag_is_not_modified() {
-        let host = TestHost::new();
-        let (_, headers, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
-        let etag = headers["etag"].to_str().unwrap().to_owned();
-        let (status, _, _) = host.call(Endpoint::Item, item("GET", "facebook").header("if-none-match", etag), "");
-        assert_eq!(status, 304);
-    }
-
-    #[test]
-    fn bad_requests_get_the_documented_4xx() {
-        let host = TestHost::new();
-        let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(64 * 1024));
-        let cases = [
-            (item("GET", "nope"), "", 404),
-            (item("GET", "fa%20b"), "", 404),
-            (item("DELETE", "facebook"), "", 405),
-            (item("PUT", "facebook"), big.as_str(), 413),
-            (item("PUT", "facebook"), r#"{"id": "renamed"}"#, 422),
-            (item("PUT", "facebook"), "{", 422),
-            (item("PUT", "missing"), r#"{"status": true}"#, 404),
-        ];
-        for (request, body, expected) in cases {
-            assert_eq!(host.call(Endpoint::Item, request, body).0, expected, "{body}");
-        }
-        let (_, _, facebook) = host.call(Endpoint::Item, item("GET", "facebook"), "");
-        assert_eq!(facebook["name"], "Facebook Messenger");
-    }
-
-    #[test]
-    fn method_not_allowed_says_what_is() {
-        let (status, headers, body) = TestHost::new().call(Endpoint::List, list().method("POST"), "{}");
-        assert_eq!(status, 405);
-        assert_eq!(headers["allow"], "GET, OPTIONS");
-        assert_eq!(body["detail"], "Method Not Allowed");
-    }
-
-    #[test]
-    fn an_admin_token_guards_admin_routes_but_not_preflight_or_health() {
-        let host = TestHost::new().with("admin_token", "s3cret");
-        assert_eq!(host.call(Endpoint::List, list(), "").0, 401);
-        assert_eq!(host.call(Endpoint::List, list().header("authorization", "Bearer s3cret"), "").0, 200);
-        let preflight = list()
-            .method("OPTIONS")
-            .header("origin", "http://localhost:3000")
-            .header("access-control-request-method", "GET");
-        assert_eq!(host.call(Endpoint::List, preflight, "").0, 204);
-        assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
-    }
-
-    #[test]
-    fn a_database_outage_is_a_503_with_retry_after_and_readiness_fails() {
-        let host = TestHost::new().down();
-        let (status, headers, body) = host.call(Endpoint::List, list(), "");
-        assert_eq!((status, body["detail"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("Database unavailable")));
-        assert_eq!(headers["retry-after"], "5");
-        let (status, _, body) = host.call(Endpoint::Readiness, http::Request::builder(), "");
-        assert_eq!(status, 503);
-        assert_eq!(body["backend"], "sqlite");
-        assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
-    }
-
-    #[test]
-    fn metrics_are_off_unless_enabled_and_honour_their_token() {
-        let scrape = || http::Request::builder().uri("/metrics");
-        assert_eq!(TestHost::new().call(Endpoint::Metrics, scrape(), "").0, 404);
-        let host = TestHost::new().with("metrics_enabled", "true").with("metrics_token", "m");
-        assert_eq!(host.call(Endpoint::Metrics, scrape(), "").0, 401);
-        assert_eq!(host.call(Endpoint::Metrics, scrape().header("authorization", "Bearer m"), "").0, 200);
-    }
-
-    #[test]
-    fn a_scrape_reports_the_integrations_and_still_answers_while_the_database_is_down() {
-        let scrape = |host: &TestHost| {
-            let request = http::Request::builder().uri("/metrics").body(Vec::new()).unwrap();
-            let response = handle(Endpoint::Metrics, request, host);
-            assert_eq!(response.status(), 200);
-            assert_eq!(response.headers()["content-type"], crate::metrics::CONTENT_TYPE);
-            String::from_utf8(response.into_body()).unwrap()
-        };
-        let healthy = scrape(&TestHost::new().with("metrics_enabled", "true"));
-        for line in ["integrations_database_up 1", "integrations_stored 2", r#"integration_enabled{id="facebook"} 0"#] {
-            assert!(healthy.lines().any(|l| l == line), "{line} missing from\n{healthy}");
-        }
-        let down = scrape(&TestHost::new().with("metrics_enabled", "true").down());
-        assert!(down.lines().any(|l| l == "integrations_database_up 0"), "{down}");
-        assert!(!down.contains("integrations_stored"), "{down}");
-    }
-
-    #[test]
-    fn openapi_and_docs_are_served_from_one_component() {
-        let host = TestHost::new();
-        let (status, headers, spec) = host.call(Endpoint::OpenApi, http::Request::builder().uri("/openapi.json"), "");
-        assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "application/json"));
-        assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
-        let response = handle(Endpoint::OpenApi, http::Request::builder().uri("/docs").body(vec![]).unwrap(), &host);
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    }
-}
+mod tests;

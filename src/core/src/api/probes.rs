@@ -5,9 +5,9 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::response::json;
+use super::Call;
 use crate::config::{LogLevel, Storage};
-use crate::host::Host;
-use crate::telemetry::Telemetry;
+use crate::service::CacheUse;
 use crate::Response;
 
 /// Liveness: answers without variables or a database, so a database outage never gets
@@ -16,14 +16,14 @@ pub fn health() -> Response {
     json(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-/// Readiness: one trivial query on the configured backend, which it names.
-pub fn readiness(host: &dyn Host, telemetry: &Telemetry) -> Response {
-    let storage = Storage::from_variables(host);
-    let backend = storage.backend().as_str();
-    match host.open_store(&storage).and_then(|store| store.ping()) {
+/// Readiness: the configured backend answers, with its schema up to date (a fresh pod runs
+/// pending migrations on its first probe, before it takes traffic).
+pub fn readiness(call: &Call) -> Response {
+    let backend = Storage::from_variables(call.host).backend().as_str();
+    match call.service(CacheUse::None).and_then(|service| service.ping()) {
         Ok(()) => json(StatusCode::OK, &json!({ "status": "ok", "backend": backend })),
         Err(error) => {
-            telemetry.log(LogLevel::Warn, "not ready", json!({ "reason": error.to_string() }));
+            call.telemetry.log(LogLevel::Warn, "not ready", json!({ "reason": error.to_string() }));
             let body = json!({ "status": "unavailable", "backend": backend, "detail": "Database unavailable" });
             let mut response = json(StatusCode::SERVICE_UNAVAILABLE, &body);
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));

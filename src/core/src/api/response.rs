@@ -33,11 +33,15 @@ pub fn empty(status: StatusCode) -> Response {
 /// Why a request failed, as the client will see it.
 #[derive(Debug)]
 pub enum ApiError {
+    /// The request itself is broken (e.g. its body broke off).
+    BadRequest(&'static str),
     NotFound(&'static str),
     MethodNotAllowed(&'static [Method]),
     /// `detail` says whether credentials were missing or wrong.
     Unauthorized(&'static str),
     PreconditionFailed,
+    /// The request is fine but the stored state does not allow it; `detail` says why.
+    Conflict(String),
     PayloadTooLarge,
     Validation(Vec<FieldError>),
     Store(StoreError),
@@ -46,10 +50,12 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(StoreError::Unexpected(_)) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -60,7 +66,8 @@ impl ApiError {
     pub fn into_response(self) -> Response {
         let status = self.status();
         let detail = match &self {
-            Self::NotFound(detail) | Self::Unauthorized(detail) => json!(detail),
+            Self::BadRequest(detail) | Self::NotFound(detail) | Self::Unauthorized(detail) => json!(detail),
+            Self::Conflict(detail) => json!(detail),
             Self::MethodNotAllowed(_) => json!("Method Not Allowed"),
             Self::PreconditionFailed => json!("Integration was modified since it was read"),
             Self::PayloadTooLarge => json!("Request body too large"),
@@ -80,7 +87,13 @@ impl ApiError {
             Self::Store(StoreError::Misconfigured(_) | StoreError::Unavailable(_)) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
-            _ => {}
+            Self::BadRequest(_)
+            | Self::NotFound(_)
+            | Self::PreconditionFailed
+            | Self::Conflict(_)
+            | Self::PayloadTooLarge
+            | Self::Validation(_)
+            | Self::Store(StoreError::Unexpected(_)) => {}
         }
         response
     }

@@ -2,22 +2,40 @@ use chrono::{DateTime, SecondsFormat};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-/// Free-form, per-integration configuration (the Messenger tokens, widget options, ...).
+/// Per-integration configuration (the Messenger tokens, widget options, ...), in the order it
+/// was sent, numbers with every digit they were sent with.
 pub type Settings = Map<String, Value>;
 
-/// An integration as stored, and as the API shows it.
+/// An integration as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Integration {
     pub id: String,
     pub name: String,
     pub description: String,
     pub status: bool,
-    pub settings: Settings,
+    /// `null` when the stored settings cannot be opened (see `settings_error`).
+    #[serde(serialize_with = "settings_or_null")]
+    pub settings: Result<Settings, Unreadable>,
+    /// Why `settings` is `null`: the row is sealed with a key the keyring does not hold, or
+    /// its ciphertext does not open. Absent for every readable row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings_error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Bumped by every write; the API shows it as the `ETag`, not in the body.
     #[serde(skip)]
     pub version: Version,
+}
+
+/// Stored settings that cannot be opened, and why (for operators; never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable(pub String);
+
+fn settings_or_null<S: Serializer>(settings: &Result<Settings, Unreadable>, serializer: S) -> Result<S::Ok, S::Error> {
+    match settings {
+        Ok(settings) => settings.serialize(serializer),
+        Err(_) => serializer.serialize_none(),
+    }
 }
 
 /// An instant, as microseconds since the Unix epoch (UTC); shown as RFC 3339.
@@ -81,6 +99,12 @@ impl Precondition {
         Self::OneOf(versions)
     }
 
+    /// Parses an `If-None-Match` value, which compares weakly (RFC 9110 13.1.2): `W/"3"`
+    /// still names version 3.
+    pub fn parse_if_none_match(value: &str) -> Self {
+        Self::parse_if_match(&value.replace("W/", ""))
+    }
+
     pub fn is_met_by(&self, current: Version) -> bool {
         match self {
             Self::Exists => true,
@@ -89,35 +113,19 @@ impl Precondition {
     }
 }
 
-/// The two integrations every installation starts with, in creation order.
-pub fn defaults() -> [Seed; 2] {
-    [
-        Seed {
-            id: "facebook",
-            name: "Facebook Messenger",
-            description: "Connect with Facebook Messenger",
-            status: false,
-            settings: r#"{"verify": "ai-chatbot-framework", "secret": "", "page_access_token": ""}"#,
-        },
-        Seed {
-            id: "chat_widget",
-            name: "Chat Widget",
-            description: "Add a chat widget to your website",
-            status: true,
-            settings: "{}",
-        },
-    ]
+/// The preconditions of a write (RFC 9110 13.1): `If-Match` must name the current version,
+/// and `If-None-Match` must not (`If-None-Match: *` fails on any existing row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteConditions {
+    pub if_match: Option<Precondition>,
+    pub if_none_match: Option<Precondition>,
 }
 
-/// A default integration, inserted where missing when the schema is first created.
-#[derive(Debug, Clone, Copy)]
-pub struct Seed {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-    pub status: bool,
-    /// A JSON object.
-    pub settings: &'static str,
+impl WriteConditions {
+    pub fn allow(&self, current: Version) -> bool {
+        self.if_match.as_ref().is_none_or(|tags| tags.is_met_by(current))
+            && !self.if_none_match.as_ref().is_some_and(|tags| tags.is_met_by(current))
+    }
 }
 
 #[cfg(test)]
@@ -152,10 +160,16 @@ mod tests {
     }
 
     #[test]
-    fn default_settings_are_json_objects() {
-        for seed in defaults() {
-            let value: Value = serde_json::from_str(seed.settings).unwrap();
-            assert!(value.is_object(), "{}", seed.id);
-        }
+    fn write_conditions_follow_rfc_9110() {
+        let conditions = |if_match: Option<&str>, if_none_match: Option<&str>| WriteConditions {
+            if_match: if_match.map(Precondition::parse_if_match),
+            if_none_match: if_none_match.map(Precondition::parse_if_none_match),
+        };
+        assert!(conditions(None, None).allow(Version(3)));
+        assert!(conditions(Some(r#""3""#), None).allow(Version(3)));
+        assert!(!conditions(Some(r#""2""#), None).allow(Version(3)));
+        assert!(!conditions(None, Some("*")).allow(Version(3)), "If-None-Match: * fails on an existing row");
+        assert!(!conditions(None, Some(r#"W/"3""#)).allow(Version(3)));
+        assert!(conditions(None, Some(r#""2""#)).allow(Version(3)));
     }
 }

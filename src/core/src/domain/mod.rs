@@ -1,9 +1,13 @@
 //! What an integration is, independent of HTTP and storage.
 
+pub mod history;
 mod id;
 mod integration;
 mod update;
 
+pub use history::{Action, Actor, Change, HistoryEntry};
 pub use id::IntegrationId;
-pub use integration::{defaults, Integration, Precondition, Seed, Settings, Timestamp, Version};
-pub use update::{FieldError, IntegrationUpdate, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_SETTINGS_DEPTH};
+pub use integration::{Integration, Precondition, Settings, Timestamp, Unreadable, Version, WriteConditions};
+pub use update::{
+    FieldError, IntegrationUpdate, SettingsUpdate, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_SETTINGS_DEPTH,
+};

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{IntegrationId, Settings};
+use crate::catalog::{self, IntegrationType};
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -17,7 +18,18 @@ pub struct IntegrationUpdate {
     pub description: Option<String>,
     pub status: Option<bool>,
     /// Replaces the stored settings whole.
-    pub settings: Option<Settings>,
+    pub settings: Option<SettingsUpdate>,
+}
+
+/// New settings, checked against the catalog.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsUpdate {
+    /// As sent, with the catalog's defaults added for fields left out.
+    pub values: Settings,
+    /// Keys the catalog does not declare. They are accepted only where the stored settings
+    /// already hold them (settings kept from before the catalog, which the admin UI sends
+    /// back as it read them); the store checks that atomically with the write.
+    pub undeclared: Vec<String>,
 }
 
 /// One problem with a request body, in the shape FastAPI (pydantic) reports it.
@@ -34,6 +46,20 @@ pub struct FieldError {
 impl FieldError {
     fn at(field: &str, kind: &'static str, msg: impl Into<String>) -> Self {
         Self { kind, loc: vec![json!("body"), json!(field)], msg: msg.into(), ctx: None }
+    }
+
+    fn at_setting(name: &str, kind: &'static str, msg: impl Into<String>) -> Self {
+        Self { kind, loc: vec![json!("body"), json!("settings"), json!(name)], msg: msg.into(), ctx: None }
+    }
+
+    /// A problem with a query parameter.
+    pub fn at_query(name: &str, kind: &'static str, msg: &str) -> Self {
+        Self { kind, loc: vec![json!("query"), json!(name)], msg: msg.into(), ctx: None }
+    }
+
+    /// A settings key the catalog does not declare and the stored settings do not hold.
+    pub fn undeclared_setting(name: &str) -> Self {
+        Self::at_setting(name, "extra_forbidden", "Extra inputs are not permitted")
     }
 
     fn with_ctx(mut self, ctx: Value) -> Self {
@@ -72,7 +98,9 @@ impl IntegrationUpdate {
             }
             status
         });
-        update.settings = fields.get("settings").and_then(|value| settings_field(value, &mut errors));
+        update.settings = fields
+            .get("settings")
+            .and_then(|value| settings_field(value, catalog::find(path_id.as_str()), &mut errors));
 
         if errors.is_empty() {
             Ok(update)
@@ -143,6 +171,12 @@ fn text_field(
         errors.push(string_type(field));
         return None;
     };
+    // PostgreSQL's text cannot hold NUL; both backends refuse it alike rather than store it on
+    // one and fail on the other. (NUL inside settings is stored: settings are kept as JSON text.)
+    if text.contains('\0') {
+        errors.push(FieldError::at(field, "value_error", "Value error, text must not contain NUL characters"));
+        return None;
+    }
     let chars = text.chars().count();
     if chars < min_chars {
         errors.push(
@@ -161,7 +195,11 @@ fn text_field(
     Some(text.to_owned())
 }
 
-fn settings_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<Settings> {
+fn settings_field(
+    value: &Value,
+    entry: Option<&'static IntegrationType>,
+    errors: &mut Vec<FieldError>,
+) -> Option<SettingsUpdate> {
     let Some(settings) = value.as_object() else {
         errors.push(FieldError::at("settings", "dict_type", "Input should be a valid dictionary"));
         return None;
@@ -177,7 +215,33 @@ fn settings_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<Setting
         );
         return None;
     }
-    Some(settings.clone())
+    // An integration the catalog does not know keeps free-form settings.
+    let Some(entry) = entry else {
+        return Some(SettingsUpdate { values: settings.clone(), undeclared: Vec::new() });
+    };
+    let before = errors.len();
+    let mut values = settings.clone();
+    let mut undeclared = Vec::new();
+    for (name, value) in settings {
+        match entry.field(name) {
+            Some(field) if field.kind.accepts(value) => {}
+            Some(field) => {
+                let (kind, msg) = field.kind.type_error();
+                errors.push(FieldError::at_setting(name, kind, msg));
+            }
+            None => undeclared.push(name.clone()),
+        }
+    }
+    for field in entry.settings.iter().filter(|field| !settings.contains_key(field.name)) {
+        match field.default_value() {
+            Some(default) => {
+                values.insert(field.name.to_owned(), default);
+            }
+            None if field.required => errors.push(FieldError::at_setting(field.name, "missing", "Field required")),
+            None => {}
+        }
+    }
+    (errors.len() == before).then_some(SettingsUpdate { values, undeclared })
 }
 
 /// Nesting depth of containers: a scalar is 0, `{}` is 1, `{"a": []}` is 2.
@@ -213,7 +277,10 @@ mod tests {
         let update = parse(body).unwrap();
         assert_eq!(update.status, Some(true));
         assert_eq!(update.name.as_deref(), Some("Facebook Messenger"));
-        assert_eq!(update.settings.unwrap()["verify"], "v");
+        let settings = update.settings.unwrap();
+        assert_eq!(settings.values["verify"], "v");
+        assert_eq!(settings.values["secret"], "", "fields left out get their defaults");
+        assert!(settings.undeclared.is_empty());
     }
 
     #[test]
@@ -275,6 +342,44 @@ mod tests {
         };
         assert!(parse(&nest(MAX_SETTINGS_DEPTH)).is_ok());
         assert_eq!(error_kinds(&nest(MAX_SETTINGS_DEPTH + 1))[0].0, "too_deep");
+    }
+
+    #[test]
+    fn settings_are_checked_against_the_catalog() {
+        let errors = parse(r#"{"settings": {"verify": 5, "secret": true}}"#).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| (e.kind, e.loc.clone())).collect();
+        assert_eq!(
+            found,
+            [
+                ("string_type", vec![json!("body"), json!("settings"), json!("verify")]),
+                ("string_type", vec![json!("body"), json!("settings"), json!("secret")]),
+            ]
+        );
+        let update = parse(r#"{"settings": {"verfy": "typo"}}"#).unwrap();
+        assert_eq!(update.settings.unwrap().undeclared, ["verfy"], "the store decides whether it was already there");
+    }
+
+    #[test]
+    fn exact_values_survive_parsing() {
+        let body = r#"{"settings": {"verify": "a\u0000b", "secret": "", "page_access_token": "",
+            "big": 123456789012345678901234567890, "fine": 0.12345678901234567, "exp": 1E+2}}"#;
+        let settings = parse(body).unwrap().settings.unwrap().values;
+        let text = serde_json::to_string(&settings).unwrap();
+        assert!(text.contains(r#""verify":"a\u0000b""#), "{text}");
+        assert!(text.contains("123456789012345678901234567890") && text.contains("0.12345678901234567"), "{text}");
+        assert!(text.starts_with(r#"{"verify""#), "order kept: {text}");
+    }
+
+    #[test]
+    fn nul_is_refused_in_name_and_description() {
+        assert_eq!(error_kinds(r#"{"name": "a\u0000"}"#), [("value_error", vec![json!("body"), json!("name")])]);
+    }
+
+    #[test]
+    fn an_integration_outside_the_catalog_keeps_free_form_settings() {
+        let id = IntegrationId::parse("legacy").unwrap();
+        let update = IntegrationUpdate::parse(&id, None, br#"{"settings": {"anything": [1]}}"#).unwrap();
+        assert_eq!(update.settings.unwrap().undeclared, Vec::<String>::new());
     }
 
     #[test]

@@ -1,34 +1,69 @@
-//! An in-memory [`Store`] for the core's native unit tests of HTTP behaviour. The real
-//! backends are exercised end to end through the test host, against real databases.
+//! An in-memory [`Store`] for the core's native unit tests of HTTP behaviour, applying the same
+//! write rules as SQLite. The real backends are exercised end to end under real Spin.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::{allowed_versions, Backend, Store, StoreError, UpdateOutcome};
-use crate::domain::{defaults, Integration, IntegrationId, IntegrationUpdate, Precondition, Timestamp, Version};
+use super::{
+    apply, decide, version_of, Backend, HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow,
+    StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
+};
+use crate::catalog::CATALOG;
+use crate::domain::{Action, Actor, IntegrationId};
 
-/// Clones share their rows, as connections share a database.
+#[derive(Default)]
+struct Tables {
+    rows: Vec<StoredRow>,
+    history: Vec<(String, StoredVersion)>,
+}
+
+/// Clones share their tables, as connections share a database.
 #[derive(Clone)]
 pub struct MemoryStore {
-    rows: Rc<RefCell<Vec<Integration>>>,
+    tables: Rc<RefCell<Tables>>,
 }
 
 impl MemoryStore {
+    /// The catalog's integrations, each with its seed version in the history.
     pub fn seeded() -> Self {
-        let rows = defaults()
-            .iter()
-            .map(|seed| Integration {
-                id: seed.id.into(),
-                name: seed.name.into(),
-                description: seed.description.into(),
-                status: seed.status,
-                settings: serde_json::from_str(seed.settings).unwrap(),
-                created_at: Timestamp(0),
-                updated_at: Timestamp(0),
-                version: Version(1),
-            })
-            .collect();
-        Self { rows: Rc::new(RefCell::new(rows)) }
+        let mut tables = Tables::default();
+        for entry in CATALOG {
+            let settings = entry.default_settings();
+            let row = StoredRow {
+                id: entry.id.into(),
+                name: entry.name.into(),
+                description: entry.description.into(),
+                status: entry.default_status,
+                settings: StoredSettings::plain(&settings),
+                settings_keys: settings.keys().cloned().collect(),
+                version: 1,
+                created_at: 0,
+                updated_at: 0,
+            };
+            let seed = StoredVersion {
+                version: 1,
+                recorded_at: 0,
+                action: Action::Seed,
+                restored_from: None,
+                name: row.name.clone(),
+                description: row.description.clone(),
+                status: row.status,
+                settings: row.settings.clone(),
+                actor: Actor::default(),
+            };
+            tables.history.push((row.id.clone(), seed));
+            tables.rows.push(row);
+        }
+        Self { tables: Rc::new(RefCell::new(tables)) }
+    }
+
+    /// Replaces a row as stored, for tests that need a particular state at rest.
+    pub fn put_row(&self, row: StoredRow) {
+        let mut tables = self.tables.borrow_mut();
+        match tables.rows.iter_mut().find(|stored| stored.id == row.id) {
+            Some(stored) => *stored = row,
+            None => tables.rows.push(row),
+        }
     }
 }
 
@@ -37,34 +72,105 @@ impl Store for MemoryStore {
         Backend::Sqlite
     }
 
-    fn list(&self) -> Result<Vec<Integration>, StoreError> {
-        Ok(self.rows.borrow().clone())
+    fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
+        Ok(self.tables.borrow().rows.clone())
     }
 
-    fn get(&self, id: &IntegrationId) -> Result<Option<Integration>, StoreError> {
-        Ok(self.rows.borrow().iter().find(|row| row.id == id.as_str()).cloned())
+    fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
+        Ok(self.tables.borrow().rows.iter().find(|row| row.id == id.as_str()).cloned())
     }
 
-    fn update(
-        &self,
-        id: &IntegrationId,
-        update: &IntegrationUpdate,
-        precondition: Option<&Precondition>,
-    ) -> Result<UpdateOutcome, StoreError> {
-        let mut rows = self.rows.borrow_mut();
-        let Some(row) = rows.iter_mut().find(|row| row.id == id.as_str()) else {
-            return Ok(UpdateOutcome::NotFound);
+    fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
+        let mut tables = self.tables.borrow_mut();
+        let Some(index) = tables.rows.iter().position(|row| row.id == write.id.as_str()) else {
+            return Ok(WriteOutcome::NotFound);
         };
-        if allowed_versions(precondition).is_some_and(|versions| !versions.contains(&row.version.0)) {
-            return Ok(UpdateOutcome::PreconditionFailed);
+        match decide(&tables.rows[index], write) {
+            Verdict::PreconditionFailed => return Ok(WriteOutcome::PreconditionFailed),
+            Verdict::Undeclared(names) => return Ok(WriteOutcome::UndeclaredSettings(names)),
+            Verdict::Apply => {}
         }
-        row.name = update.name.clone().unwrap_or(row.name.clone());
-        row.description = update.description.clone().unwrap_or(row.description.clone());
-        row.status = update.status.unwrap_or(row.status);
-        row.settings = update.settings.clone().unwrap_or(row.settings.clone());
-        row.version = Version(row.version.0 + 1);
-        row.updated_at = Timestamp(row.updated_at.0 + 1);
-        Ok(UpdateOutcome::Updated(row.clone()))
+        let now = tables.rows[index].updated_at + 1;
+        let row = apply(&tables.rows[index], write, now);
+        tables.rows[index] = row.clone();
+        tables.history.push((row.id.clone(), version_of(&row, write)));
+        let oldest_kept = row.version - i64::from(write.retention);
+        tables.history.retain(|(id, version)| id != &row.id || version.version > oldest_kept);
+        Ok(WriteOutcome::Written(row))
+    }
+
+    fn history(&self, id: &IntegrationId, before: Option<i64>, limit: u32) -> Result<Option<HistoryPage>, StoreError> {
+        let tables = self.tables.borrow();
+        if !tables.rows.iter().any(|row| row.id == id.as_str()) {
+            return Ok(None);
+        }
+        let mut versions: Vec<StoredVersion> = tables
+            .history
+            .iter()
+            .filter(|(of, version)| of == id.as_str() && version.version < before.unwrap_or(i64::MAX))
+            .map(|(_, version)| version.clone())
+            .collect();
+        versions.sort_by_key(|version| std::cmp::Reverse(version.version));
+        versions.truncate(limit as usize + 1);
+        Ok(Some(HistoryPage { versions }))
+    }
+
+    fn key_usage(&self) -> Result<KeyUsage, StoreError> {
+        let tables = self.tables.borrow();
+        let count = |keys: Vec<Option<String>>| {
+            let mut counts: Vec<(Option<String>, i64)> = Vec::new();
+            for key in keys {
+                match counts.iter_mut().find(|(known, _)| *known == key) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((key, 1)),
+                }
+            }
+            counts
+        };
+        Ok(KeyUsage {
+            live: count(tables.rows.iter().map(|row| row.settings.key.clone()).collect()),
+            history: count(tables.history.iter().map(|(_, version)| version.settings.key.clone()).collect()),
+        })
+    }
+
+    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+        let tables = self.tables.borrow();
+        let live = tables.rows.iter().map(|row| ResealItem {
+            table: Table::Live,
+            id: row.id.clone(),
+            version: row.version,
+            settings: row.settings.clone(),
+        });
+        let history = tables.history.iter().map(|(id, version)| ResealItem {
+            table: Table::History,
+            id: id.clone(),
+            version: version.version,
+            settings: version.settings.clone(),
+        });
+        Ok(live
+            .chain(history)
+            .filter(|item| item.settings.key.as_deref() != Some(current))
+            .take(limit as usize)
+            .collect())
+    }
+
+    fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
+        let mut tables = self.tables.borrow_mut();
+        let slot = match item.table {
+            Table::Live => tables.rows.iter_mut().find(|row| row.id == item.id).map(|row| &mut row.settings),
+            Table::History => tables
+                .history
+                .iter_mut()
+                .find(|(id, version)| *id == item.id && version.version == item.version)
+                .map(|(_, version)| &mut version.settings),
+        };
+        Ok(match slot {
+            Some(settings) if *settings == item.settings => {
+                *settings = sealed.clone();
+                true
+            }
+            _ => false,
+        })
     }
 
     fn ping(&self) -> Result<(), StoreError> {

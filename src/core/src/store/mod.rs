@@ -1,48 +1,164 @@
-//! Where integrations live: PostgreSQL through `spin:postgres`, or Spin's SQLite.
+//! Where integrations live: PostgreSQL through `spin:postgres`, or Spin's SQLite, optionally
+//! behind a read-through cache in Spin's key-value store.
 //!
-//! Both backends keep the same contract: one statement per read or write on the hot
-//! path, the schema created and the defaults seeded on first use, and every failure to
-//! reach the database reported as [`StoreError::Unavailable`] with a short reason that
-//! never carries a DSN, a password or a stored value.
+//! Both databases keep the same contract:
+//! - rows are stored exactly: settings as JSON text (every string and digit as sent), or as one
+//!   sealed ciphertext with the id of the key that sealed it;
+//! - every write is one atomic step that checks the preconditions, writes the row, records the
+//!   version in the history, and prunes the history to its retention;
+//! - the schema is brought up to date by versioned migrations (`migrations`) when a statement
+//!   finds it missing or behind;
+//! - every failure to reach the database is [`StoreError::Unavailable`] with a short reason that
+//!   never carries a DSN, a password or a stored value.
+//!
+//! Nothing here knows HTTP; nothing here opens sealed settings (see `crate::seal`).
 
+pub mod cache;
 #[cfg(test)]
 pub mod memory;
+pub mod migrations;
 mod postgres;
-mod schema;
-mod sealed;
 mod sqlite;
 
 use std::fmt;
 
-use crate::domain::{Integration, IntegrationId, IntegrationUpdate, Precondition};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Action, Actor, IntegrationId, Settings, WriteConditions};
 
 pub use postgres::{statements as postgres_statements, PostgresStore};
-pub use sealed::{SealedSettings, SettingsKey};
 pub use sqlite::SqliteStore;
+
+/// Settings as stored: plain JSON text (`key: None`), or a ciphertext and the id of the key
+/// that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSettings {
+    pub text: String,
+    pub key: Option<String>,
+}
+
+impl StoredSettings {
+    pub fn plain(settings: &Settings) -> Self {
+        Self { text: serde_json::to_string(settings).expect("settings always serialize"), key: None }
+    }
+}
+
+/// A row of `integrations`, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub status: bool,
+    pub settings: StoredSettings,
+    /// The top-level names in `settings`, kept in plain beside a sealed value so that a write
+    /// can tell a key already stored from a new one without opening the row.
+    pub settings_keys: Vec<String>,
+    pub version: i64,
+    /// Microseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A row of the history: the integration as one write left it, and who made the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    pub version: i64,
+    pub recorded_at: i64,
+    pub action: Action,
+    pub restored_from: Option<i64>,
+    pub name: String,
+    pub description: String,
+    pub status: bool,
+    pub settings: StoredSettings,
+    pub actor: Actor,
+}
+
+/// One write: the fields to change (`None` keeps the stored value), its preconditions, and
+/// what the history records of it.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub id: IntegrationId,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<bool>,
+    pub settings: Option<SettingsWrite>,
+    pub conditions: WriteConditions,
+    pub action: Action,
+    pub restored_from: Option<i64>,
+    pub actor: Actor,
+    /// Versions kept per integration in the history, this write's included.
+    pub retention: u32,
+}
+
+/// New settings, ready to store.
+#[derive(Debug, Clone)]
+pub struct SettingsWrite {
+    pub stored: StoredSettings,
+    pub keys: Vec<String>,
+    /// Names the catalog does not declare: the write happens only if the stored row holds them.
+    pub undeclared: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written(StoredRow),
+    NotFound,
+    /// The row's version does not meet `If-Match` / `If-None-Match`.
+    PreconditionFailed,
+    /// These undeclared settings keys are not in the stored row.
+    UndeclaredSettings(Vec<String>),
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Up to the limit asked for, newest first, and then, when there is one, the version before
+    /// the last of them (for its changes; not part of the page).
+    pub versions: Vec<StoredVersion>,
+}
+
+/// How many rows each key id sealed (`None`: plain), live and in the history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyUsage {
+    pub live: Vec<(Option<String>, i64)>,
+    pub history: Vec<(Option<String>, i64)>,
+}
+
+/// A row whose settings are not sealed with the current key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResealItem {
+    pub table: Table,
+    pub id: String,
+    pub version: i64,
+    pub settings: StoredSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Live,
+    History,
+}
 
 /// The storage a request talks to.
 pub trait Store {
     fn backend(&self) -> Backend;
     /// Every integration, in creation order.
-    fn list(&self) -> Result<Vec<Integration>, StoreError>;
-    fn get(&self, id: &IntegrationId) -> Result<Option<Integration>, StoreError>;
-    /// Writes the fields `update` holds, if the row exists and meets `precondition`.
-    fn update(
-        &self,
-        id: &IntegrationId,
-        update: &IntegrationUpdate,
-        precondition: Option<&Precondition>,
-    ) -> Result<UpdateOutcome, StoreError>;
-    /// A trivial round trip, for readiness.
+    fn list(&self) -> Result<Vec<StoredRow>, StoreError>;
+    fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError>;
+    /// Checks and writes in one atomic step.
+    fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError>;
+    /// Up to `limit` versions older than `before` (all when `None`), plus the one before the last
+    /// of them; `None` when the integration does not exist.
+    fn history(&self, id: &IntegrationId, before: Option<i64>, limit: u32) -> Result<Option<HistoryPage>, StoreError>;
+    fn key_usage(&self) -> Result<KeyUsage, StoreError>;
+    /// Up to `limit` rows (live and history) not sealed with the key `current`.
+    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError>;
+    /// Replaces the settings of `item` with `sealed`, unless they changed since they were read;
+    /// the version and the history stay as they are (the content is the same).
+    fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError>;
+    /// A round trip that also brings the schema up to date, for readiness.
     fn ping(&self) -> Result<(), StoreError>;
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum UpdateOutcome {
-    Updated(Integration),
-    NotFound,
-    /// The row exists, but its version is not one the `If-Match` named.
-    PreconditionFailed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +176,12 @@ impl Backend {
     }
 }
 
-/// Why the store could not answer. The text is for operators' logs: short, and free of
-/// secrets. Clients only ever see "Database unavailable".
+/// Why the store could not answer, tagged by who is to blame. The text is for operators' logs:
+/// short, and free of secrets. Clients only ever see "Database unavailable".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// The configuration does not name a usable database (e.g. `db_backend = postgres`
-    /// without a `db_dsn`).
+    /// without a `db_dsn`), or a setting it needs is malformed.
     Misconfigured(&'static str),
     /// The database could not be reached or did not answer.
     Unavailable(String),
@@ -85,16 +201,159 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// `If-Match` as the versions a write may overwrite; `None` when any version will do.
-fn allowed_versions(precondition: Option<&Precondition>) -> Option<Vec<i64>> {
-    match precondition? {
-        Precondition::Exists => None,
-        Precondition::OneOf(versions) => Some(versions.iter().map(|v| v.0).collect()),
+/// What a write does to `current`, by the rules PostgreSQL's write statement encodes in SQL;
+/// SQLite and the in-memory test store apply them here, inside their transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Apply,
+    PreconditionFailed,
+    Undeclared(Vec<String>),
+}
+
+fn decide(current: &StoredRow, write: &Write) -> Verdict {
+    if !write.conditions.allow(crate::domain::Version(current.version)) {
+        return Verdict::PreconditionFailed;
+    }
+    let missing: Vec<String> = write
+        .settings
+        .iter()
+        .flat_map(|settings| &settings.undeclared)
+        .filter(|name| !current.settings_keys.contains(name))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Verdict::Apply
+    } else {
+        Verdict::Undeclared(missing)
     }
 }
 
-/// The settings object as JSON text, as both backends store it.
-fn settings_json(update: &IntegrationUpdate) -> Option<String> {
-    let to_json = |settings| serde_json::to_string(settings).expect("a JSON object always serializes");
-    update.settings.as_ref().map(to_json)
+/// `current` with `write` applied, as the new version.
+fn apply(current: &StoredRow, write: &Write, now: i64) -> StoredRow {
+    let mut row = current.clone();
+    if let Some(name) = &write.name {
+        row.name = name.clone();
+    }
+    if let Some(description) = &write.description {
+        row.description = description.clone();
+    }
+    if let Some(status) = write.status {
+        row.status = status;
+    }
+    if let Some(settings) = &write.settings {
+        row.settings = settings.stored.clone();
+        row.settings_keys = settings.keys.clone();
+    }
+    row.version += 1;
+    row.updated_at = now.max(current.updated_at);
+    row
+}
+
+/// The history row a written version adds.
+fn version_of(row: &StoredRow, write: &Write) -> StoredVersion {
+    StoredVersion {
+        version: row.version,
+        recorded_at: row.updated_at,
+        action: write.action,
+        restored_from: write.restored_from,
+        name: row.name.clone(),
+        description: row.description.clone(),
+        status: row.status,
+        settings: row.settings.clone(),
+        actor: write.actor.clone(),
+    }
+}
+
+/// `If-Match` / `If-None-Match` as the arrays the SQL takes: the versions `If-Match` allows
+/// (`None`: any), those `If-None-Match` forbids, and whether it was `*`.
+fn condition_params(conditions: &WriteConditions) -> (Option<Vec<i64>>, Vec<i64>, bool) {
+    use crate::domain::Precondition;
+    let versions = |tags: &[crate::domain::Version]| tags.iter().map(|v| v.0).collect::<Vec<_>>();
+    let allowed = match &conditions.if_match {
+        None | Some(Precondition::Exists) => None,
+        Some(Precondition::OneOf(tags)) => Some(versions(tags)),
+    };
+    let (forbidden, none_match_any) = match &conditions.if_none_match {
+        None => (Vec::new(), false),
+        Some(Precondition::Exists) => (Vec::new(), true),
+        Some(Precondition::OneOf(tags)) => (versions(tags), false),
+    };
+    (allowed, forbidden, none_match_any)
+}
+
+/// A JSON array of names, as the `settings_keys` column holds them.
+fn names_json(names: &[String]) -> String {
+    serde_json::to_string(names).expect("names always serialize")
+}
+
+fn parse_names(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Unexpected("settings_keys is not a JSON array".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Precondition;
+
+    fn row() -> StoredRow {
+        StoredRow {
+            id: "chat_widget".into(),
+            name: "Chat Widget".into(),
+            description: "d".into(),
+            status: true,
+            settings: StoredSettings { text: r#"{"color":"blue"}"#.into(), key: None },
+            settings_keys: vec!["color".into()],
+            version: 3,
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    fn write(undeclared: &[&str], if_match: Option<&str>) -> Write {
+        Write {
+            id: IntegrationId::parse("chat_widget").unwrap(),
+            name: None,
+            description: None,
+            status: Some(false),
+            settings: Some(SettingsWrite {
+                stored: StoredSettings { text: "{}".into(), key: None },
+                keys: undeclared.iter().map(|s| s.to_string()).collect(),
+                undeclared: undeclared.iter().map(|s| s.to_string()).collect(),
+            }),
+            conditions: WriteConditions { if_match: if_match.map(Precondition::parse_if_match), if_none_match: None },
+            action: Action::Update,
+            restored_from: None,
+            actor: Actor::default(),
+            retention: 10,
+        }
+    }
+
+    #[test]
+    fn undeclared_keys_pass_only_where_already_stored() {
+        assert_eq!(decide(&row(), &write(&["color"], None)), Verdict::Apply);
+        assert_eq!(decide(&row(), &write(&["color", "size"], None)), Verdict::Undeclared(vec!["size".into()]));
+    }
+
+    #[test]
+    fn preconditions_come_first() {
+        assert_eq!(decide(&row(), &write(&["size"], Some(r#""2""#))), Verdict::PreconditionFailed);
+        assert_eq!(decide(&row(), &write(&[], Some(r#""3""#))), Verdict::Apply);
+    }
+
+    #[test]
+    fn applying_bumps_the_version_and_keeps_what_the_write_leaves_out() {
+        let written = apply(&row(), &write(&[], None), 10);
+        assert_eq!((written.version, written.status, written.name.as_str()), (4, false, "Chat Widget"));
+        assert_eq!((written.updated_at, written.created_at), (10, 1));
+    }
+
+    #[test]
+    fn conditions_become_sql_parameters() {
+        let conditions = WriteConditions {
+            if_match: Some(Precondition::parse_if_match(r#""1", "2""#)),
+            if_none_match: Some(Precondition::parse_if_match("*")),
+        };
+        assert_eq!(condition_params(&conditions), (Some(vec![1, 2]), vec![], true));
+        assert_eq!(condition_params(&WriteConditions::default()), (None, vec![], false));
+    }
 }

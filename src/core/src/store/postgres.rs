@@ -1,56 +1,161 @@
 //! PostgreSQL through Spin's `spin:postgres/postgres@4.0.0` interface.
 //!
-//! Spin checks a pooled connection out on `open` and prepares every statement, so each
-//! extra statement costs a round trip or two: reads and writes are one statement each,
-//! and the schema is only touched when a statement finds it missing.
+//! What shapes the SQL here:
+//! - Spin checks a pooled connection out on `open` (with a clean-up round trip) and prepares
+//!   every statement, so each statement costs two or three round trips: every request sends
+//!   one statement (the migrations, and a restore's read, are the exceptions).
+//! - Spin 4.0.x never returns from a `query` whose statement yields no row
+//!   (spinframework/spin#3671), and the stuck request keeps its pooled connection. Every query
+//!   here therefore yields at least one row: it starts from `(SELECT 1) AS one` and joins what it
+//!   looks for, so "nothing found" is one row of NULLs. (`execute` does not have the bug.)
+//! - `timestamptz` values cannot cross the interface; they are read as microseconds.
+//! - Every query also returns the schema version, so a pending migration is noticed without
+//!   a round trip of its own.
 
-use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError, RowSet};
+use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
 
-use super::{allowed_versions, schema, settings_json, Backend, Store, StoreError, UpdateOutcome};
-use crate::domain::{Integration, IntegrationId, IntegrationUpdate, Precondition, Timestamp, Version};
+use super::migrations::{self, LATEST};
+use super::{
+    condition_params, names_json, parse_names, Backend, HistoryPage, KeyUsage, ResealItem, Store, StoreError,
+    StoredRow, StoredSettings, StoredVersion, Table, Write, WriteOutcome,
+};
+use crate::domain::{Action, Actor, IntegrationId};
 use crate::redact::short_reason;
 
-const COLUMNS: &str = "id, name, description, status, settings, version, \
-    (extract(epoch FROM created_at) * 1000000)::int8 AS created_us, \
-    (extract(epoch FROM updated_at) * 1000000)::int8 AS updated_us";
-
 const UNDEFINED_TABLE: &str = "42P01";
+const UNDEFINED_COLUMN: &str = "42703";
 
-/// The statements this store sends, public so that the benchmark can drive the very same SQL
-/// straight at PostgreSQL as its floor.
+/// The statements this store sends, public so that the benchmark's floors can send the very
+/// same SQL.
 pub mod statements {
-    use super::COLUMNS;
+    /// The schema version, first column of every query.
+    const SCHEMA: &str = "(SELECT max(version) FROM integrations_schema_migrations) AS schema_version";
+
+    /// A live row's columns, from `i`.
+    const ROW: &str = "i.id, i.name, i.description, i.status, i.settings, i.settings_key, i.settings_keys, i.version, \
+        (extract(epoch FROM i.created_at) * 1000000)::int8 AS created_us, \
+        (extract(epoch FROM i.updated_at) * 1000000)::int8 AS updated_us";
+
+    /// A history row's columns, from `h`.
+    const VERSION: &str = "h.version, (extract(epoch FROM h.recorded_at) * 1000000)::int8 AS recorded_us, h.action, \
+        h.restored_from, h.name, h.description, h.status, h.settings, h.settings_key, h.request_id, h.client_addr, \
+        h.authenticated";
 
     pub fn list() -> String {
-        format!("SELECT {COLUMNS} FROM integrations ORDER BY seq")
+        format!("SELECT {SCHEMA}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON true ORDER BY i.seq")
     }
 
     /// `$1`: the id.
     pub fn get() -> String {
-        format!("SELECT {COLUMNS} FROM integrations WHERE id = $1")
+        format!("SELECT {SCHEMA}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON i.id = $1::text")
     }
 
-    /// One statement: the row as written (`applied`), else the row as it stands when the
-    /// version did not match, else nothing when there is no such row. `$1` id, `$2` name,
-    /// `$3` description, `$4` status, `$5` settings JSON, `$6` the versions If-Match allows.
-    pub fn update() -> String {
+    /// One statement for a whole write. The row is locked first (`FOR UPDATE`), so the verdict
+    /// and the update see the same version even when writers race; the update, the history
+    /// record and the pruning happen only on `apply`, and nothing is written on a schema older
+    /// than this code's.
+    ///
+    /// `$1` id, `$2` name, `$3` description, `$4` status, `$5` settings text, `$6` its key id,
+    /// `$7` settings keys (JSON array), `$8` undeclared keys (JSON array), `$9` versions If-Match
+    /// allows, `$10` versions If-None-Match forbids, `$11` If-None-Match is `*`, `$12` action,
+    /// `$13` restored from, `$14` request id, `$15` client address, `$16` authenticated,
+    /// `$17` the schema version this code needs, `$18` versions to keep.
+    ///
+    /// Yields one row: the verdict (NULL: no such row), the undeclared keys the row lacks, and
+    /// the row as written.
+    pub fn write() -> String {
         format!(
-            "WITH written AS (
-               UPDATE integrations SET
-                 name = COALESCE($2::text, name),
-                 description = COALESCE($3::text, description),
-                 status = COALESCE($4::boolean, status),
-                 settings = COALESCE($5::text::jsonb, settings),
-                 version = version + 1,
-                 updated_at = now()
-               WHERE id = $1::text AND ($6::int8[] IS NULL OR version = ANY($6::int8[]))
-               RETURNING *
+            "WITH current AS (
+               SELECT * FROM integrations WHERE id = $1::text FOR UPDATE
+             ), verdict AS (
+               SELECT CASE
+                 WHEN (SELECT max(version) FROM integrations_schema_migrations) < $17::int8 THEN 'schema_behind'
+                 WHEN NOT (($9::int8[] IS NULL OR c.version = ANY($9::int8[]))
+                       AND NOT c.version = ANY($10::int8[]) AND NOT $11::boolean) THEN 'precondition_failed'
+                 WHEN $8::text IS NOT NULL AND NOT (c.settings_keys::jsonb @> $8::text::jsonb) THEN 'undeclared'
+                 ELSE 'apply' END AS verdict,
+               CASE WHEN $8::text IS NOT NULL THEN (
+                 SELECT coalesce(json_agg(key), '[]')::text FROM jsonb_array_elements_text($8::text::jsonb) AS key
+                 WHERE NOT c.settings_keys::jsonb ? key) END AS missing
+               FROM current AS c
+             ), written AS (
+               UPDATE integrations AS i SET
+                 name = coalesce($2::text, i.name),
+                 description = coalesce($3::text, i.description),
+                 status = coalesce($4::boolean, i.status),
+                 settings = coalesce($5::text, i.settings),
+                 settings_key = CASE WHEN $5::text IS NULL THEN i.settings_key ELSE $6::text END,
+                 settings_keys = coalesce($7::text, i.settings_keys),
+                 version = i.version + 1,
+                 updated_at = greatest(now(), i.updated_at)
+               FROM verdict AS v
+               WHERE i.id = $1::text AND v.verdict = 'apply'
+               RETURNING i.*
+             ), recorded AS (
+               INSERT INTO integration_history (integration_id, version, recorded_at, action, restored_from, name,
+                 description, status, settings, settings_key, request_id, client_addr, authenticated)
+               SELECT w.id, w.version, w.updated_at, $12::text, $13::int8, w.name, w.description, w.status, w.settings,
+                 w.settings_key, $14::text, $15::text, $16::boolean
+               FROM written AS w
+             ), pruned AS (
+               DELETE FROM integration_history AS h USING written AS w
+               WHERE h.integration_id = w.id AND h.version <= w.version - $18::int8
              )
-             SELECT {COLUMNS}, true AS applied FROM written
-             UNION ALL
-             SELECT {COLUMNS}, false AS applied FROM integrations
-             WHERE id = $1::text AND NOT EXISTS (SELECT 1 FROM written)"
+             SELECT v.verdict, v.missing, {ROW}
+             FROM (SELECT 1) AS one LEFT JOIN verdict AS v ON true LEFT JOIN written AS i ON true"
         )
+    }
+
+    /// `$1` id, `$2` versions below this, `$3` how many. Yields whether the integration exists,
+    /// then its versions, newest first.
+    pub fn history() -> String {
+        format!(
+            "SELECT {SCHEMA}, (SELECT count(*) FROM integrations WHERE id = $1::text) AS found, {VERSION}
+             FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+               SELECT * FROM integration_history
+               WHERE integration_id = $1::text AND version < $2::int8
+               ORDER BY version DESC LIMIT $3::int8
+             ) AS h ON true
+             ORDER BY h.version DESC"
+        )
+    }
+
+    pub fn key_usage() -> String {
+        format!(
+            "SELECT {SCHEMA}, u.tbl, u.settings_key, u.rows FROM (SELECT 1) AS one LEFT JOIN (
+               SELECT 'live' AS tbl, settings_key, count(*) AS rows FROM integrations GROUP BY settings_key
+               UNION ALL
+               SELECT 'history', settings_key, count(*) FROM integration_history GROUP BY settings_key
+             ) AS u ON true"
+        )
+    }
+
+    /// `$1` the current key id, `$2` how many.
+    pub fn reseal_candidates() -> String {
+        format!(
+            "SELECT {SCHEMA}, c.tbl, c.id, c.version, c.settings, c.settings_key FROM (SELECT 1) AS one LEFT JOIN (
+               SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations
+               WHERE settings_key IS DISTINCT FROM $1::text
+               UNION ALL
+               SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
+               WHERE settings_key IS DISTINCT FROM $1::text
+               LIMIT $2::int8
+             ) AS c ON true"
+        )
+    }
+
+    /// Compare-and-swap of a live row's settings (`execute`): `$1` id, `$2` new text, `$3` new
+    /// key id, `$4` old text, `$5` old key id.
+    pub const RESEAL_LIVE: &str = "UPDATE integrations SET settings = $2::text, settings_key = $3::text
+        WHERE id = $1::text AND settings = $4::text AND settings_key IS NOT DISTINCT FROM $5::text";
+
+    /// The same for a history row, `$6` its version.
+    pub const RESEAL_HISTORY: &str = "UPDATE integration_history SET settings = $2::text, settings_key = $3::text
+        WHERE integration_id = $1::text AND version = $6::int8 AND settings = $4::text
+          AND settings_key IS NOT DISTINCT FROM $5::text";
+
+    pub fn ping() -> String {
+        format!("SELECT {SCHEMA}")
     }
 }
 
@@ -65,15 +170,23 @@ impl PostgresStore {
         Ok(Self { connection })
     }
 
-    /// Runs `statement`; if the schema is missing, creates it once and runs it again.
+    /// Runs `statement`; if the schema is missing or behind, migrates it once and runs the
+    /// statement again. The first column of every query is the schema version.
     fn query(&self, statement: &str, params: &[ParameterValue]) -> Result<RowSet, StoreError> {
-        match self.connection.query(statement, params) {
-            Err(error) if sqlstate(&error) == Some(UNDEFINED_TABLE) => {
-                self.connection.execute(&schema::postgres_bootstrap(), &[]).map_err(classify)?;
-                self.connection.query(statement, params).map_err(classify)
-            }
-            result => result.map_err(classify),
+        let result = self.connection.query(statement, params);
+        let behind = match &result {
+            Err(error) => matches!(sqlstate(error), Some(UNDEFINED_TABLE | UNDEFINED_COLUMN)),
+            Ok(rows) => schema_version(rows)? < LATEST,
+        };
+        if !behind {
+            return result.map_err(classify);
         }
+        self.migrate()?;
+        self.connection.query(statement, params).map_err(classify)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.connection.execute(&migrations::postgres_script(), &[]).map(drop).map_err(classify)
     }
 }
 
@@ -82,47 +195,136 @@ impl Store for PostgresStore {
         Backend::Postgres
     }
 
-    fn list(&self) -> Result<Vec<Integration>, StoreError> {
+    fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         let rows = self.query(&statements::list(), &[])?;
-        rows.rows.iter().map(|row| decode(row)).collect()
+        // An empty table is one row of NULLs.
+        rows.rows.iter().map(|row| decode_row(&row[1..])).filter_map(Result::transpose).collect()
     }
 
-    fn get(&self, id: &IntegrationId) -> Result<Option<Integration>, StoreError> {
+    fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
         let rows = self.query(&statements::get(), &[ParameterValue::Str(id.to_string())])?;
-        rows.rows.first().map(|row| decode(row)).transpose()
+        rows.rows.first().map_or(Ok(None), |row| decode_row(&row[1..]))
     }
 
-    fn update(
-        &self,
-        id: &IntegrationId,
-        update: &IntegrationUpdate,
-        precondition: Option<&Precondition>,
-    ) -> Result<UpdateOutcome, StoreError> {
-        let statement = statements::update();
+    fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
+        let (allowed, forbidden, none_match_any) = condition_params(&write.conditions);
+        let settings = write.settings.as_ref();
+        let undeclared = settings.filter(|s| !s.undeclared.is_empty()).map(|s| names_json(&s.undeclared));
+        let params = [
+            ParameterValue::Str(write.id.to_string()),
+            optional(write.name.clone(), ParameterValue::Str),
+            optional(write.description.clone(), ParameterValue::Str),
+            optional(write.status, ParameterValue::Boolean),
+            optional(settings.map(|s| s.stored.text.clone()), ParameterValue::Str),
+            optional(settings.and_then(|s| s.stored.key.clone()), ParameterValue::Str),
+            optional(settings.map(|s| names_json(&s.keys)), ParameterValue::Str),
+            optional(undeclared, ParameterValue::Str),
+            optional(allowed, |versions| ParameterValue::ArrayInt64(versions.into_iter().map(Some).collect())),
+            ParameterValue::ArrayInt64(forbidden.into_iter().map(Some).collect()),
+            ParameterValue::Boolean(none_match_any),
+            ParameterValue::Str(write.action.as_str().into()),
+            optional(write.restored_from, ParameterValue::Int64),
+            optional(write.actor.request_id.clone(), ParameterValue::Str),
+            optional(write.actor.client_addr.clone(), ParameterValue::Str),
+            ParameterValue::Boolean(write.actor.authenticated),
+            ParameterValue::Int64(LATEST),
+            ParameterValue::Int64(i64::from(write.retention)),
+        ];
+        let statement = statements::write();
+        for attempt in 0..2 {
+            let rows = match self.connection.query(&statement, &params) {
+                Err(error) if attempt == 0 && matches!(sqlstate(&error), Some(UNDEFINED_TABLE | UNDEFINED_COLUMN)) => {
+                    self.migrate()?;
+                    continue;
+                }
+                result => result.map_err(classify)?,
+            };
+            let row = rows.rows.first().ok_or_else(|| unexpected_shape("write result"))?;
+            let verdict: Option<String> = decode(&row[0], "verdict")?;
+            return match verdict.as_deref() {
+                None => Ok(WriteOutcome::NotFound),
+                Some("apply") => {
+                    decode_row(&row[2..])?.map(WriteOutcome::Written).ok_or_else(|| unexpected_shape("row"))
+                }
+                Some("precondition_failed") => Ok(WriteOutcome::PreconditionFailed),
+                Some("undeclared") => {
+                    Ok(WriteOutcome::UndeclaredSettings(parse_names(&decode::<String>(&row[1], "missing")?)?))
+                }
+                Some("schema_behind") if attempt == 0 => {
+                    self.migrate()?;
+                    continue;
+                }
+                Some(other) => Err(StoreError::Unexpected(format!("write verdict {other:?}"))),
+            };
+        }
+        Err(StoreError::Unexpected("the schema is still behind after migrating".into()))
+    }
+
+    fn history(&self, id: &IntegrationId, before: Option<i64>, limit: u32) -> Result<Option<HistoryPage>, StoreError> {
         let params = [
             ParameterValue::Str(id.to_string()),
-            optional(update.name.clone(), ParameterValue::Str),
-            optional(update.description.clone(), ParameterValue::Str),
-            optional(update.status, ParameterValue::Boolean),
-            optional(settings_json(update), ParameterValue::Str),
-            optional(allowed_versions(precondition), |versions| {
-                ParameterValue::ArrayInt64(versions.into_iter().map(Some).collect())
-            }),
+            ParameterValue::Int64(before.unwrap_or(i64::MAX)),
+            ParameterValue::Int64(i64::from(limit) + 1),
         ];
-        let rows = self.query(&statement, &params)?;
-        let Some(row) = rows.rows.first() else {
-            return Ok(UpdateOutcome::NotFound);
-        };
-        match row.last() {
-            Some(DbValue::Boolean(true)) => Ok(UpdateOutcome::Updated(decode(row)?)),
-            Some(DbValue::Boolean(false)) => Ok(UpdateOutcome::PreconditionFailed),
-            _ => Err(unexpected_shape("applied")),
+        let rows = self.query(&statements::history(), &params)?;
+        let Some(first) = rows.rows.first() else { return Err(unexpected_shape("history result")) };
+        if decode::<i64>(&first[1], "found")? == 0 {
+            return Ok(None);
         }
+        let versions = rows.rows.iter().map(|row| decode_version(&row[2..])).filter_map(Result::transpose);
+        Ok(Some(HistoryPage { versions: versions.collect::<Result<_, _>>()? }))
+    }
+
+    fn key_usage(&self) -> Result<KeyUsage, StoreError> {
+        let rows = self.query(&statements::key_usage(), &[])?;
+        let mut usage = KeyUsage::default();
+        for row in &rows.rows {
+            let Some(table) = decode::<Option<String>>(&row[1], "tbl")? else { continue };
+            let entry = (decode(&row[2], "settings_key")?, decode(&row[3], "rows")?);
+            match table.as_str() {
+                "live" => usage.live.push(entry),
+                _ => usage.history.push(entry),
+            }
+        }
+        Ok(usage)
+    }
+
+    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+        let params = [ParameterValue::Str(current.into()), ParameterValue::Int64(i64::from(limit))];
+        let rows = self.query(&statements::reseal_candidates(), &params)?;
+        let mut items = Vec::new();
+        for row in &rows.rows {
+            let Some(table) = decode::<Option<String>>(&row[1], "tbl")? else { continue };
+            items.push(ResealItem {
+                table: if table == "live" { Table::Live } else { Table::History },
+                id: decode(&row[2], "id")?,
+                version: decode(&row[3], "version")?,
+                settings: StoredSettings { text: decode(&row[4], "settings")?, key: decode(&row[5], "settings_key")? },
+            });
+        }
+        Ok(items)
+    }
+
+    fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
+        let mut params = vec![
+            ParameterValue::Str(item.id.clone()),
+            ParameterValue::Str(sealed.text.clone()),
+            optional(sealed.key.clone(), ParameterValue::Str),
+            ParameterValue::Str(item.settings.text.clone()),
+            optional(item.settings.key.clone(), ParameterValue::Str),
+        ];
+        let statement = match item.table {
+            Table::Live => statements::RESEAL_LIVE,
+            Table::History => {
+                params.push(ParameterValue::Int64(item.version));
+                statements::RESEAL_HISTORY
+            }
+        };
+        Ok(self.connection.execute(statement, &params).map_err(classify)? == 1)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        self.connection.query("SELECT 1", &[]).map_err(classify)?;
-        Ok(())
+        self.query(&statements::ping(), &[]).map(drop)
     }
 }
 
@@ -130,33 +332,50 @@ fn optional<T>(value: Option<T>, to_param: impl FnOnce(T) -> ParameterValue) -> 
     value.map_or(ParameterValue::DbNull, to_param)
 }
 
-fn decode(row: &[DbValue]) -> Result<Integration, StoreError> {
-    let text = |index: usize, column| match row.get(index) {
-        Some(DbValue::Str(text)) => Ok(text.clone()),
-        _ => Err(unexpected_shape(column)),
-    };
-    let int = |index: usize, column| match row.get(index) {
-        Some(DbValue::Int64(value)) => Ok(*value),
-        _ => Err(unexpected_shape(column)),
-    };
-    let status = match row.get(3) {
-        Some(DbValue::Boolean(status)) => *status,
-        _ => return Err(unexpected_shape("status")),
-    };
-    let settings = match row.get(4) {
-        Some(DbValue::Jsonb(bytes)) => serde_json::from_slice(bytes).map_err(|_| unexpected_shape("settings"))?,
-        _ => return Err(unexpected_shape("settings")),
-    };
-    Ok(Integration {
-        id: text(0, "id")?,
-        name: text(1, "name")?,
-        description: text(2, "description")?,
-        status,
-        settings,
-        version: Version(int(5, "version")?),
-        created_at: Timestamp(int(6, "created_at")?),
-        updated_at: Timestamp(int(7, "updated_at")?),
-    })
+fn decode<T: Decode>(value: &DbValue, column: &str) -> Result<T, StoreError> {
+    T::decode(value).map_err(|_| unexpected_shape(column))
+}
+
+fn schema_version(rows: &RowSet) -> Result<i64, StoreError> {
+    let first = rows.rows.first().and_then(|row| row.first()).ok_or_else(|| unexpected_shape("schema_version"))?;
+    Ok(decode::<Option<i64>>(first, "schema_version")?.unwrap_or(0))
+}
+
+/// A live row from its columns (`statements::ROW`); `None` for the NULLs of "not found".
+fn decode_row(row: &[DbValue]) -> Result<Option<StoredRow>, StoreError> {
+    let Some(id) = decode::<Option<String>>(&row[0], "id")? else { return Ok(None) };
+    Ok(Some(StoredRow {
+        id,
+        name: decode(&row[1], "name")?,
+        description: decode(&row[2], "description")?,
+        status: decode(&row[3], "status")?,
+        settings: StoredSettings { text: decode(&row[4], "settings")?, key: decode(&row[5], "settings_key")? },
+        settings_keys: parse_names(&decode::<String>(&row[6], "settings_keys")?)?,
+        version: decode(&row[7], "version")?,
+        created_at: decode(&row[8], "created_at")?,
+        updated_at: decode(&row[9], "updated_at")?,
+    }))
+}
+
+/// A history row from its columns (`statements::VERSION`); `None` for "no version".
+fn decode_version(row: &[DbValue]) -> Result<Option<StoredVersion>, StoreError> {
+    let Some(version) = decode::<Option<i64>>(&row[0], "version")? else { return Ok(None) };
+    let action: String = decode(&row[2], "action")?;
+    Ok(Some(StoredVersion {
+        version,
+        recorded_at: decode(&row[1], "recorded_at")?,
+        action: Action::parse(&action).ok_or_else(|| unexpected_shape("action"))?,
+        restored_from: decode(&row[3], "restored_from")?,
+        name: decode(&row[4], "name")?,
+        description: decode(&row[5], "description")?,
+        status: decode(&row[6], "status")?,
+        settings: StoredSettings { text: decode(&row[7], "settings")?, key: decode(&row[8], "settings_key")? },
+        actor: Actor {
+            request_id: decode(&row[9], "request_id")?,
+            client_addr: decode(&row[10], "client_addr")?,
+            authenticated: decode(&row[11], "authenticated")?,
+        },
+    }))
 }
 
 fn unexpected_shape(column: &str) -> StoreError {
@@ -219,5 +438,20 @@ mod tests {
         let StoreError::Unavailable(reason) = classify(error) else { panic!("not unavailable") };
         assert!(!reason.contains("hunter2") && !reason.contains("db.internal"), "{reason}");
         assert!(reason.contains("refused"), "{reason}");
+    }
+
+    #[test]
+    fn every_query_starts_from_one_row() {
+        // Spin 4.0's zero-row deadlock: a query that can match nothing must still yield a row.
+        for statement in [
+            statements::list(),
+            statements::get(),
+            statements::write(),
+            statements::history(),
+            statements::key_usage(),
+            statements::reseal_candidates(),
+        ] {
+            assert!(statement.contains("FROM (SELECT 1) AS one LEFT JOIN"), "{statement}");
+        }
     }
 }

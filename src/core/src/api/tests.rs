@@ -1,0 +1,402 @@
+//! The HTTP behaviour of every route, natively, over the in-memory store. The same behaviour is
+//! checked end to end under real Spin on PostgreSQL and SQLite (tests/e2e).
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::body::BrokenBody;
+use crate::config::tests::MapVariables;
+use crate::config::{Storage, Variables};
+use crate::store::cache::tests::MemoryKv;
+use crate::store::cache::KeyValue;
+use crate::store::memory::MemoryStore;
+use crate::store::{Store, StoredRow, StoredSettings};
+
+const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+struct TestHost {
+    variables: MapVariables,
+    failure: Option<StoreError>,
+    store: MemoryStore,
+    kv: MemoryKv,
+}
+
+impl TestHost {
+    fn new() -> Self {
+        Self {
+            variables: MapVariables::default(),
+            failure: None,
+            store: MemoryStore::seeded(),
+            kv: MemoryKv::default(),
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: &str) -> Self {
+        self.variables = self.variables.with(name, value);
+        self
+    }
+
+    fn down(mut self) -> Self {
+        self.failure = Some(StoreError::Unavailable("connection refused".into()));
+        self
+    }
+
+    fn call(
+        &self,
+        endpoint: Endpoint,
+        request: http::request::Builder,
+        body: &str,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        self.send(endpoint, request.body(Body::from(body)).unwrap())
+    }
+
+    fn send(&self, endpoint: Endpoint, request: Request) -> (StatusCode, http::HeaderMap, Value) {
+        let response = handle_endpoint(endpoint, request, self);
+        let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        (response.status(), response.headers().clone(), body)
+    }
+}
+
+/// [`handle`] for an endpoint chosen at run time, as the tests choose them.
+fn handle_endpoint(endpoint: Endpoint, request: Request, host: &dyn Host) -> Response {
+    use crate::endpoint;
+    match endpoint {
+        Endpoint::List => handle::<endpoint::List>(request, host),
+        Endpoint::Item => handle::<endpoint::Item>(request, host),
+        Endpoint::History => handle::<endpoint::History>(request, host),
+        Endpoint::Keys => handle::<endpoint::Keys>(request, host),
+        Endpoint::Health => handle::<endpoint::Health>(request, host),
+        Endpoint::Readiness => handle::<endpoint::Readiness>(request, host),
+        Endpoint::Metrics => handle::<endpoint::Metrics>(request, host),
+        Endpoint::OpenApi => handle::<endpoint::OpenApi>(request, host),
+    }
+}
+
+impl Variables for TestHost {
+    fn get(&self, name: &str) -> Option<String> {
+        self.variables.get(name)
+    }
+}
+
+impl Host for TestHost {
+    fn open_database(&self, _storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
+        if let Some(error) = &self.failure {
+            return Err(error.clone());
+        }
+        Ok(Box::new(self.store.clone()))
+    }
+
+    fn key_value(&self) -> Result<Box<dyn KeyValue>, String> {
+        Ok(Box::new(self.kv.clone()))
+    }
+}
+
+fn item(method: &str, id: &str) -> http::request::Builder {
+    http::Request::builder()
+        .method(method)
+        .uri(format!("/admin/integrations/{id}"))
+        .header(PATH_MATCH_ID, id)
+        .header("content-type", "application/json")
+}
+
+fn history(method: &str, id: &str, rest: &str) -> http::request::Builder {
+    http::Request::builder()
+        .method(method)
+        .uri(format!("/admin/integrations/{id}/history{rest}"))
+        .header(PATH_MATCH_ID, id)
+        .header(PATH_INFO, rest.split('?').next().unwrap())
+}
+
+fn list() -> http::request::Builder {
+    http::Request::builder().uri("/admin/integrations/")
+}
+
+#[test]
+fn the_list_shows_the_catalog_in_order() {
+    let (status, headers, body) = TestHost::new().call(Endpoint::List, list(), "");
+    assert_eq!(status, 200);
+    let ids: Vec<_> = body.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["facebook", "chat_widget"]);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-request-id"].len(), 32);
+}
+
+#[test]
+fn a_partial_put_changes_only_what_it_names_and_bumps_the_etag() {
+    let host = TestHost::new();
+    let (_, before, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
+    let (status, after, body) = host.call(Endpoint::Item, item("PUT", "facebook"), r#"{"status": true}"#);
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], true);
+    assert_eq!(body["settings"]["verify"], "ai-chatbot-framework");
+    assert_ne!(before["etag"], after["etag"]);
+}
+
+#[test]
+fn a_stale_if_match_gets_412_and_changes_nothing() {
+    let host = TestHost::new();
+    let (_, headers, _) = host.call(Endpoint::Item, item("GET", "chat_widget"), "");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let put = |body| host.call(Endpoint::Item, item("PUT", "chat_widget").header("if-match", &etag), body);
+    assert_eq!(put(r#"{"status": false}"#).0, 200);
+    assert_eq!(put(r#"{"status": true}"#).0, 412);
+    let (_, _, body) = host.call(Endpoint::Item, item("GET", "chat_widget"), "");
+    assert_eq!(body["status"], false);
+}
+
+#[test]
+fn if_none_match_is_304_on_get_and_412_on_put() {
+    let host = TestHost::new();
+    let (_, headers, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(host.call(Endpoint::Item, item("GET", "facebook").header("if-none-match", &etag), "").0, 304);
+    let star = host.call(Endpoint::Item, item("PUT", "facebook").header("if-none-match", "*"), r#"{"status": true}"#);
+    assert_eq!(star.0, 412, "If-None-Match: * on an existing row");
+    assert_eq!(host.call(Endpoint::Item, item("GET", "facebook"), "").2["status"], false);
+}
+
+#[test]
+fn bad_requests_get_the_documented_4xx() {
+    let host = TestHost::new();
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(64 * 1024));
+    let cases = [
+        (item("GET", "nope"), "", 404),
+        (item("GET", "fa%20b"), "", 404),
+        (item("DELETE", "facebook"), "", 405),
+        (item("PUT", "facebook"), big.as_str(), 413),
+        (item("PUT", "facebook"), r#"{"id": "renamed"}"#, 422),
+        (item("PUT", "facebook"), "{", 422),
+        (item("PUT", "missing"), r#"{"status": true}"#, 404),
+        (item("PUT", "facebook").header("content-length", "70000"), "{}", 413),
+    ];
+    for (request, body, expected) in cases {
+        assert_eq!(host.call(Endpoint::Item, request, body).0, expected, "{body}");
+    }
+    let (_, _, facebook) = host.call(Endpoint::Item, item("GET", "facebook"), "");
+    assert_eq!(facebook["name"], "Facebook Messenger");
+}
+
+#[test]
+fn a_broken_body_is_a_400_not_a_500() {
+    let request = item("PUT", "facebook").body(Body::new(BrokenBody)).unwrap();
+    let (status, _, body) = TestHost::new().send(Endpoint::Item, request);
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("There was an error parsing the body"))
+    );
+}
+
+#[test]
+fn the_token_is_checked_before_the_body_is_read() {
+    let host = TestHost::new().with("admin_token", "s3cret");
+    // A body that cannot be read: were it read, the answer would be 400.
+    let request = item("PUT", "facebook").body(Body::new(BrokenBody)).unwrap();
+    assert_eq!(host.send(Endpoint::Item, request).0, 401);
+}
+
+#[test]
+fn the_path_id_is_percent_decoded() {
+    let (status, _, body) = TestHost::new().call(Endpoint::Item, item("GET", "%66acebook"), "");
+    assert_eq!((status, body["id"].as_str()), (StatusCode::OK, Some("facebook")));
+}
+
+#[test]
+fn head_is_get_without_a_body() {
+    let host = TestHost::new();
+    let response = handle_endpoint(Endpoint::Item, item("HEAD", "facebook").body(Body::empty()).unwrap(), &host);
+    assert_eq!(response.status(), 200);
+    assert!(response.body().is_empty());
+    assert!(response.headers().contains_key("etag"));
+}
+
+#[test]
+fn method_not_allowed_says_what_is() {
+    let (status, headers, body) = TestHost::new().call(Endpoint::List, list().method("POST"), "{}");
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "GET, HEAD, OPTIONS");
+    assert_eq!(body["detail"], "Method Not Allowed");
+}
+
+#[test]
+fn an_admin_token_guards_admin_routes_but_not_preflight_or_health() {
+    let host = TestHost::new().with("admin_token", "s3cret");
+    assert_eq!(host.call(Endpoint::List, list(), "").0, 401);
+    assert_eq!(host.call(Endpoint::List, list().header("authorization", "Bearer s3cret"), "").0, 200);
+    let preflight = list()
+        .method("OPTIONS")
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "GET");
+    assert_eq!(host.call(Endpoint::List, preflight, "").0, 204);
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
+    assert_eq!(host.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "").0, 401);
+}
+
+#[test]
+fn a_database_outage_is_a_503_with_retry_after_and_readiness_fails() {
+    let host = TestHost::new().down().with("cache_ttl_ms", "0");
+    let (status, headers, body) = host.call(Endpoint::List, list(), "");
+    assert_eq!((status, body["detail"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("Database unavailable")));
+    assert_eq!(headers["retry-after"], "5");
+    let (status, _, body) = host.call(Endpoint::Readiness, http::Request::builder(), "");
+    assert_eq!(status, 503);
+    assert_eq!(body["backend"], "sqlite");
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
+}
+
+#[test]
+fn undeclared_settings_are_refused_unless_already_stored() {
+    let host = TestHost::new();
+    let (status, _, body) = host.call(Endpoint::Item, item("PUT", "chat_widget"), r#"{"settings": {"color": "blue"}}"#);
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "settings", "color"]));
+    assert_eq!(body["detail"][0]["type"], "extra_forbidden");
+    // A key kept from before the catalog: the admin UI sends it back, and that keeps working.
+    let mut row = host.store.get(&IntegrationId::parse("chat_widget").unwrap()).unwrap().unwrap();
+    row.settings = StoredSettings { text: r#"{"color":"blue"}"#.into(), key: None };
+    row.settings_keys = vec!["color".into()];
+    host.store.put_row(row);
+    let ui_body = r#"{"id": "chat_widget", "name": "Chat Widget", "description": "d", "status": false, "settings": {"color": "blue"}}"#;
+    assert_eq!(host.call(Endpoint::Item, item("PUT", "chat_widget"), ui_body).0, 200);
+}
+
+#[test]
+fn history_lists_every_write_newest_first_without_secret_values() {
+    let host = TestHost::new();
+    for body in [
+        r#"{"settings": {"verify": "v1", "secret": "s3cr3t-one", "page_access_token": ""}}"#,
+        r#"{"settings": {"verify": "v1", "secret": "s3cr3t-two", "page_access_token": ""}}"#,
+        r#"{"status": true}"#,
+    ] {
+        assert_eq!(host.call(Endpoint::Item, item("PUT", "facebook"), body).0, 200);
+    }
+    let (status, _, page) = host.call(Endpoint::History, history("GET", "facebook", "?limit=2"), "");
+    assert_eq!(status, 200);
+    let versions: Vec<i64> =
+        page["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, [4, 3]);
+    assert_eq!(page["next_before"], 3);
+    assert_eq!(page["versions"][0]["changes"], json!([{"field": "status", "secret": false}]));
+    assert_eq!(page["versions"][1]["changes"], json!([{"field": "settings.secret", "secret": true}]));
+    assert!(!page.to_string().contains("s3cr3t"), "{page}");
+    let (_, _, older) = host.call(Endpoint::History, history("GET", "facebook", "?before=3"), "");
+    let versions: Vec<i64> =
+        older["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, [2, 1]);
+    assert_eq!(older["versions"][1]["action"], "seed");
+    assert_eq!(older["next_before"], Value::Null);
+}
+
+#[test]
+fn a_restore_is_a_new_version_with_etag_semantics() {
+    let host = TestHost::new();
+    host.call(Endpoint::Item, item("PUT", "chat_widget"), r#"{"name": "Renamed"}"#);
+    let (_, headers, _) = host.call(Endpoint::Item, item("GET", "chat_widget"), "");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let stale = history("POST", "chat_widget", "/1/restore").header("if-match", r#""1""#);
+    assert_eq!(host.call(Endpoint::History, stale, "").0, 412);
+    let restore = history("POST", "chat_widget", "/1/restore").header("if-match", &etag);
+    let (status, headers, body) = host.call(Endpoint::History, restore, "");
+    assert_eq!((status, body["name"].as_str()), (StatusCode::OK, Some("Chat Widget")));
+    assert_eq!(headers["etag"], r#""3""#);
+    let (_, _, entry) = host.call(Endpoint::History, history("GET", "chat_widget", "/3"), "");
+    assert_eq!((entry["action"].as_str(), entry["restored_from"].as_i64()), (Some("restore"), Some(1)));
+    assert_eq!(host.call(Endpoint::History, history("POST", "chat_widget", "/99/restore"), "").0, 404);
+    assert_eq!(host.call(Endpoint::History, history("GET", "chat_widget", "/restore"), "").0, 404);
+    assert_eq!(host.call(Endpoint::History, history("PUT", "chat_widget", ""), "").0, 405);
+}
+
+#[test]
+fn with_a_keyring_settings_are_sealed_and_rotate() {
+    let host = TestHost::new().with("settings_keyring", &format!("a:{KEY_A}"));
+    let body = r#"{"settings": {"verify": "enc:v1:AAAA", "secret": "s3cr3t", "page_access_token": ""}}"#;
+    let (status, _, written) = host.call(Endpoint::Item, item("PUT", "facebook"), body);
+    assert_eq!((status, written["settings"]["verify"].as_str()), (StatusCode::OK, Some("enc:v1:AAAA")));
+    let at_rest = host.store.get(&IntegrationId::parse("facebook").unwrap()).unwrap().unwrap();
+    assert_eq!(at_rest.settings.key.as_deref(), Some("a"));
+    assert!(!at_rest.settings.text.contains("s3cr3t") && !at_rest.settings.text.contains("verify"));
+
+    let rotated = TestHost {
+        variables: MapVariables::default().with("settings_keyring", &format!("b:{KEY_B},a:{KEY_A}")),
+        ..host
+    };
+    let (_, _, report) = rotated.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "");
+    assert_eq!(report["current"], "b");
+    assert!(report["on_old_keys"].as_i64().unwrap() > 0);
+    let reseal = http::Request::builder().method("POST").uri("/admin/keys/reseal").header(PATH_INFO, "/reseal");
+    let (status, _, resealed) = rotated.call(Endpoint::Keys, reseal, "");
+    assert_eq!((status, resealed["remaining"].as_i64()), (StatusCode::OK, Some(0)), "{resealed}");
+    let only_b =
+        TestHost { variables: MapVariables::default().with("settings_keyring", &format!("b:{KEY_B}")), ..rotated };
+    let (_, _, facebook) = only_b.call(Endpoint::Item, item("GET", "facebook"), "");
+    assert_eq!(facebook["settings"]["secret"], "s3cr3t");
+}
+
+#[test]
+fn an_unreadable_row_is_its_own_error_not_a_500_for_the_list() {
+    let host = TestHost::new().with("settings_keyring", &format!("a:{KEY_A}"));
+    let mut row: StoredRow = host.store.get(&IntegrationId::parse("facebook").unwrap()).unwrap().unwrap();
+    row.settings = StoredSettings { text: "AAAA".into(), key: Some("gone".into()) };
+    host.store.put_row(row);
+    let (status, _, list) = host.call(Endpoint::List, list(), "");
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["settings"], Value::Null);
+    assert!(list[0]["settings_error"].as_str().unwrap().contains("\"gone\""));
+    assert_eq!(list[1]["settings"], json!({}));
+    // Sending settings replaces what could not be opened.
+    let body = r#"{"settings": {"verify": "v", "secret": "", "page_access_token": ""}}"#;
+    let (status, _, fixed) = host.call(Endpoint::Item, item("PUT", "facebook"), body);
+    assert_eq!((status, fixed["settings"]["verify"].as_str()), (StatusCode::OK, Some("v")));
+}
+
+#[test]
+fn metrics_are_on_by_default_and_honour_their_token() {
+    let scrape = || http::Request::builder().uri("/metrics");
+    assert_eq!(TestHost::new().call(Endpoint::Metrics, scrape(), "").0, 200);
+    assert_eq!(TestHost::new().with("metrics_enabled", "false").call(Endpoint::Metrics, scrape(), "").0, 404);
+    let host = TestHost::new().with("metrics_token", "m");
+    assert_eq!(host.call(Endpoint::Metrics, scrape(), "").0, 401);
+    assert_eq!(host.call(Endpoint::Metrics, scrape().header("authorization", "Bearer m"), "").0, 200);
+}
+
+#[test]
+fn a_scrape_reports_the_integrations_and_still_answers_while_the_database_is_down() {
+    let scrape = |host: &TestHost| {
+        let response = handle_endpoint(
+            Endpoint::Metrics,
+            http::Request::builder().uri("/metrics").body(Body::empty()).unwrap(),
+            host,
+        );
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], crate::metrics::CONTENT_TYPE);
+        String::from_utf8(response.into_body()).unwrap()
+    };
+    let healthy = scrape(&TestHost::new());
+    for line in ["integrations_database_up 1", "integrations_stored 2", r#"integration_enabled{id="facebook"} 0"#] {
+        assert!(healthy.lines().any(|l| l == line), "{line} missing from\n{healthy}");
+    }
+    let down = scrape(&TestHost::new().down());
+    assert!(down.lines().any(|l| l == "integrations_database_up 0"), "{down}");
+    assert!(!down.contains("integrations_stored"), "{down}");
+}
+
+#[test]
+fn openapi_and_docs_are_served_from_one_component() {
+    let host = TestHost::new();
+    let (status, headers, spec) = host.call(Endpoint::OpenApi, http::Request::builder().uri("/openapi.json"), "");
+    assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "application/json"));
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    let response =
+        handle_endpoint(Endpoint::OpenApi, http::Request::builder().uri("/docs").body(Body::empty()).unwrap(), &host);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+#[test]
+fn the_route_table_names_every_sub_path() {
+    assert_eq!(Route::of(Endpoint::History, ""), Route::History);
+    assert_eq!(Route::of(Endpoint::History, "/7"), Route::Version(7));
+    assert_eq!(Route::of(Endpoint::History, "/7/restore"), Route::Restore(7));
+    assert_eq!(Route::of(Endpoint::History, "/x"), Route::Unknown);
+    assert_eq!(Route::of(Endpoint::Keys, "/reseal"), Route::Reseal);
+    assert_eq!(Route::of(Endpoint::Keys, "/other"), Route::Unknown);
+}

@@ -1,0 +1,339 @@
+//! The schema, as an ordered list of versioned migrations. Each runs once per database, in
+//! order, and is recorded in `integrations_schema_migrations`; all pending ones run in one
+//! transaction, under a lock, so replicas racing on a fresh or outdated database apply them
+//! exactly once (PostgreSQL: an advisory lock; SQLite: `BEGIN IMMEDIATE`).
+//!
+//! Requests find out that a migration is pending without an extra round trip: every statement
+//! on the hot path also returns `max(version)` of that table (or fails on a missing table or
+//! column), and the store runs the migrations and retries when it is behind [`LATEST`].
+//!
+//! Migrations are append-only: a released one is never edited (a database may already have run
+//! it). Seed steps take their values from the catalog, in the column shape of their version.
+
+use crate::catalog::{self, IntegrationType};
+
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub steps: &'static [Step],
+}
+
+pub enum Step {
+    /// The same change, in each backend's SQL (one statement per element).
+    Sql { postgres: &'static [&'static str], sqlite: &'static [&'static str] },
+    /// Inserts a catalog entry as version 1 did (before history and exact settings).
+    SeedV1(&'static str),
+    /// Inserts a catalog entry, with its first history version, unless a row with its id exists.
+    Seed(&'static str),
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "integrations table and the two original integrations",
+        steps: &[
+            Step::Sql {
+                postgres: &["CREATE TABLE IF NOT EXISTS integrations (
+                    seq bigint GENERATED ALWAYS AS IDENTITY,
+                    id text PRIMARY KEY,
+                    name text NOT NULL,
+                    description text NOT NULL,
+                    status boolean NOT NULL DEFAULT false,
+                    settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+                    version bigint NOT NULL DEFAULT 1,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )"],
+                sqlite: &["CREATE TABLE IF NOT EXISTS integrations (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    status INTEGER NOT NULL DEFAULT 0,
+                    settings TEXT NOT NULL DEFAULT '{}',
+                    version INTEGER NOT NULL DEFAULT 1,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                )"],
+            },
+            Step::SeedV1("facebook"),
+            Step::SeedV1("chat_widget"),
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "settings stored exactly and sealed whole; history of every write",
+        steps: &[Step::Sql {
+            postgres: &[
+                // jsonb cannot hold NUL and rewrites numbers and key order: settings become the
+                // JSON text as sent.
+                "ALTER TABLE integrations ALTER COLUMN settings DROP DEFAULT",
+                "ALTER TABLE integrations ALTER COLUMN settings TYPE text USING settings::text",
+                "ALTER TABLE integrations ALTER COLUMN settings SET DEFAULT '{}'",
+                "ALTER TABLE integrations ADD COLUMN settings_key text",
+                "ALTER TABLE integrations ADD COLUMN settings_keys text NOT NULL DEFAULT '[]'",
+                "UPDATE integrations SET settings_keys = (
+                    SELECT coalesce(json_agg(key), '[]')::text FROM jsonb_object_keys(settings::jsonb) AS key)",
+                // Rows the previous release sealed field by field, by its own rule (enc:v1:
+                // values under secret-looking keys): marked so they are opened that way.
+                "UPDATE integrations SET settings_key = '#v1-fields' WHERE EXISTS (
+                    SELECT 1 FROM jsonb_each_text(settings::jsonb) AS field
+                    WHERE field.value LIKE 'enc:v1:%'
+                      AND lower(field.key) ~ '(secret|token|password|api_key|apikey)')",
+                "CREATE TABLE integration_history (
+                    integration_id text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+                    version bigint NOT NULL,
+                    recorded_at timestamptz NOT NULL DEFAULT now(),
+                    action text NOT NULL,
+                    restored_from bigint,
+                    name text NOT NULL,
+                    description text NOT NULL,
+                    status boolean NOT NULL,
+                    settings text NOT NULL,
+                    settings_key text,
+                    request_id text,
+                    client_addr text,
+                    authenticated boolean NOT NULL DEFAULT false,
+                    PRIMARY KEY (integration_id, version)
+                )",
+                "INSERT INTO integration_history
+                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
+                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
+                 FROM integrations",
+            ],
+            sqlite: &[
+                "ALTER TABLE integrations ADD COLUMN settings_key TEXT",
+                "ALTER TABLE integrations ADD COLUMN settings_keys TEXT NOT NULL DEFAULT '[]'",
+                "UPDATE integrations SET settings_keys = (
+                    SELECT coalesce(json_group_array(key), '[]') FROM json_each(integrations.settings))",
+                "UPDATE integrations SET settings_key = '#v1-fields' WHERE EXISTS (
+                    SELECT 1 FROM json_each(integrations.settings) AS field
+                    WHERE field.type = 'text' AND field.value LIKE 'enc:v1:%'
+                      AND (lower(field.key) LIKE '%secret%' OR lower(field.key) LIKE '%token%'
+                        OR lower(field.key) LIKE '%password%' OR lower(field.key) LIKE '%api\\_key%' ESCAPE '\\'
+                        OR lower(field.key) LIKE '%apikey%'))",
+                "CREATE TABLE integration_history (
+                    integration_id TEXT NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+                    version INTEGER NOT NULL,
+                    recorded_at INTEGER NOT NULL,
+                    action TEXT NOT NULL,
+                    restored_from INTEGER,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    settings TEXT NOT NULL,
+                    settings_key TEXT,
+                    request_id TEXT,
+                    client_addr TEXT,
+                    authenticated INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (integration_id, version)
+                )",
+                "INSERT INTO integration_history
+                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
+                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
+                 FROM integrations",
+            ],
+        }],
+    },
+];
+
+/// The schema version this code reads and writes.
+pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// Any value, the same in every component and release, so that concurrent runs serialise on
+/// one advisory lock.
+const LOCK_KEY: i64 = 0x696e_7465_6772_6174; // "integrat"
+
+/// SQLite's clock, in the microseconds the integer timestamp columns hold.
+pub const SQLITE_NOW_US: &str = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)";
+
+/// One statement that applies every pending migration, under the advisory lock, in one
+/// transaction. It holds no bind parameters (a `DO` block cannot), so seed values, constants of
+/// this crate, are quoted in.
+pub fn postgres_script() -> String {
+    let mut script = format!(
+        "DO $migrate$\nBEGIN\n  PERFORM pg_advisory_xact_lock({LOCK_KEY});\n  \
+         CREATE TABLE IF NOT EXISTS integrations_schema_migrations (\n    \
+         version bigint PRIMARY KEY,\n    applied_at timestamptz NOT NULL DEFAULT now()\n  );\n"
+    );
+    for migration in MIGRATIONS {
+        let version = migration.version;
+        script.push_str(&format!(
+            "  -- {version}: {}\n  IF NOT EXISTS (SELECT 1 FROM integrations_schema_migrations WHERE version = {version}) THEN\n",
+            migration.description
+        ));
+        for statement in migration.steps.iter().flat_map(postgres_statements) {
+            script.push_str(&format!("    {statement};\n"));
+        }
+        script.push_str(&format!(
+            "    INSERT INTO integrations_schema_migrations (version) VALUES ({version});\n  END IF;\n"
+        ));
+    }
+    script.push_str("END\n$migrate$");
+    script
+}
+
+/// The statements of the migrations after `applied`, each migration's ending with its record;
+/// run inside `BEGIN IMMEDIATE` ... `COMMIT`.
+pub fn sqlite_statements(applied: i64) -> Vec<String> {
+    let mut statements = Vec::new();
+    for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {
+        statements.extend(migration.steps.iter().flat_map(sqlite_step));
+        statements.push(format!(
+            "INSERT INTO integrations_schema_migrations (version, applied_at) VALUES ({}, {SQLITE_NOW_US})",
+            migration.version
+        ));
+    }
+    statements
+}
+
+/// The table the runner reads first (SQLite), created by the runner itself.
+pub const SQLITE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS integrations_schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+)";
+
+fn postgres_statements(step: &Step) -> Vec<String> {
+    match step {
+        Step::Sql { postgres, .. } => postgres.iter().map(|s| s.to_string()).collect(),
+        Step::SeedV1(id) => {
+            let entry = entry(id);
+            vec![format!(
+                "INSERT INTO integrations (id, name, description, status, settings) VALUES ({}, {}::jsonb) \
+                 ON CONFLICT (id) DO NOTHING",
+                seed_values(entry),
+                quote(&settings_json(entry))
+            )]
+        }
+        Step::Seed(id) => {
+            let entry = entry(id);
+            vec![
+                format!(
+                    "INSERT INTO integrations (id, name, description, status, settings, settings_keys) \
+                     VALUES ({}, {}, {}) ON CONFLICT (id) DO NOTHING",
+                    seed_values(entry),
+                    quote(&settings_json(entry)),
+                    quote(&keys_json(entry))
+                ),
+                seed_history(entry),
+            ]
+        }
+    }
+}
+
+fn sqlite_step(step: &Step) -> Vec<String> {
+    match step {
+        Step::Sql { sqlite, .. } => sqlite.iter().map(|s| s.to_string()).collect(),
+        Step::SeedV1(id) => {
+            let entry = entry(id);
+            vec![format!(
+                "INSERT INTO integrations (id, name, description, status, settings, created_at, updated_at) \
+                 VALUES ({}, {}, {SQLITE_NOW_US}, {SQLITE_NOW_US}) ON CONFLICT (id) DO NOTHING",
+                seed_values(entry),
+                quote(&settings_json(entry))
+            )]
+        }
+        Step::Seed(id) => {
+            let entry = entry(id);
+            vec![
+                format!(
+                    "INSERT INTO integrations (id, name, description, status, settings, settings_keys, created_at, updated_at) \
+                     VALUES ({}, {}, {}, {SQLITE_NOW_US}, {SQLITE_NOW_US}) ON CONFLICT (id) DO NOTHING",
+                    seed_values(entry),
+                    quote(&settings_json(entry)),
+                    quote(&keys_json(entry))
+                ),
+                seed_history(entry),
+            ]
+        }
+    }
+}
+
+/// The seeded row's first history version, unless the row already had a history (it existed).
+fn seed_history(entry: &IntegrationType) -> String {
+    format!(
+        "INSERT INTO integration_history
+            (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
+         SELECT id, version, updated_at, 'seed', name, description, status, settings, settings_key
+         FROM integrations AS i
+         WHERE i.id = {} AND NOT EXISTS (SELECT 1 FROM integration_history AS h WHERE h.integration_id = i.id)",
+        quote(entry.id)
+    )
+}
+
+fn entry(id: &str) -> &'static IntegrationType {
+    catalog::find(id).unwrap_or_else(|| panic!("migration seeds {id}, which the catalog does not declare"))
+}
+
+fn seed_values(entry: &IntegrationType) -> String {
+    format!(
+        "{}, {}, {}, {}",
+        quote(entry.id),
+        quote(entry.name),
+        quote(entry.description),
+        if entry.default_status { "true" } else { "false" }
+    )
+}
+
+fn settings_json(entry: &IntegrationType) -> String {
+    serde_json::Value::Object(entry.default_settings()).to_string()
+}
+
+fn keys_json(entry: &IntegrationType) -> String {
+    serde_json::to_string(&entry.settings.iter().filter(|f| f.default.is_some()).map(|f| f.name).collect::<Vec<_>>())
+        .expect("names serialize")
+}
+
+/// A standard SQL string literal.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i64 + 1, "{}", migration.description);
+        }
+    }
+
+    #[test]
+    fn every_seed_names_a_catalog_entry_and_every_entry_is_seeded_once() {
+        let seeded: Vec<&str> = MIGRATIONS
+            .iter()
+            .flat_map(|m| m.steps)
+            .filter_map(|step| match step {
+                Step::SeedV1(id) | Step::Seed(id) => Some(*id),
+                Step::Sql { .. } => None,
+            })
+            .collect();
+        let catalog: Vec<&str> = catalog::CATALOG.iter().map(|entry| entry.id).collect();
+        assert_eq!(seeded, catalog, "each catalog entry is seeded by exactly one migration, in catalog order");
+    }
+
+    #[test]
+    fn quoting_doubles_single_quotes() {
+        assert_eq!(quote("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn the_postgres_script_applies_each_version_once_under_the_lock() {
+        let script = postgres_script();
+        assert!(script.starts_with("DO $migrate$") && script.contains("pg_advisory_xact_lock"));
+        for migration in MIGRATIONS {
+            let record = format!("VALUES ({})", migration.version);
+            assert_eq!(script.matches(&record).count(), 1, "{record}");
+        }
+        assert!(script.contains(r#"'{"verify":"ai-chatbot-framework","secret":"","page_access_token":""}'::jsonb"#));
+    }
+
+    #[test]
+    fn sqlite_runs_only_what_is_pending() {
+        assert!(sqlite_statements(LATEST).is_empty());
+        let from_one = sqlite_statements(1).join("\n");
+        assert!(from_one.contains("integration_history") && !from_one.contains("'facebook'"));
+    }
+}
