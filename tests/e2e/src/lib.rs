@@ -55,6 +55,8 @@ pub struct Service {
     /// The cluster behind a PostgreSQL service.
     cluster: Option<Cluster>,
     pub dsn: Option<String>,
+    /// `--state-dir`: the SQLite default and the cache's key-value store. Kept across restarts.
+    state: tempfile::TempDir,
     client: reqwest::Client,
 }
 
@@ -93,9 +95,29 @@ impl Service {
             Some(cluster) => Some(fresh_database(&cluster.fixture().dsn()).await),
             None => None,
         };
+        let state = tempfile::Builder::new().prefix("e2e-state-").tempdir().expect("a state directory");
         let options = Self::options(cluster.as_ref().map(Cluster::fixture), dsn.as_deref(), variables);
+        let options = AppOptions { state_dir: Some(state.path().to_owned()), ..options };
         let app = SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("the app starts under {spin}: {e:#}"));
-        Self::around(app, backend, cluster, dsn)
+        Self::around(app, backend, cluster, dsn, state)
+    }
+
+    /// Stops the app and starts it again, with `variables` instead of those it had, on the same
+    /// database and state directory (as an operator changing its configuration does).
+    pub async fn restart_with(&mut self, variables: &[(&str, &str)]) {
+        let spin = self.app.spin.clone();
+        let fixture = self.cluster.as_ref().map(Cluster::fixture);
+        let options = Self::options(fixture, self.dsn.as_deref(), variables);
+        let options = AppOptions { state_dir: Some(self.state.path().to_owned()), ..options };
+        let app =
+            SpinApp::start(&spin, &options).await.unwrap_or_else(|e| panic!("the app restarts under {spin}: {e:#}"));
+        let old = std::mem::replace(&mut self.app, app);
+        old.stop().await.expect("the old app stops");
+    }
+
+    /// The state directory (`--state-dir`) of the app.
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.state.path()
     }
 
     /// The `spin up` options for the app's own manifest on `dsn` (SQLite when `None`).
@@ -110,10 +132,17 @@ impl Service {
         variables.iter().fold(options, |options, (name, value)| options.variable(name, value))
     }
 
-    /// A service around an app the test started itself (e.g. from a registry reference).
-    pub fn around(app: SpinApp, backend: Backend, cluster: Option<Cluster>, dsn: Option<String>) -> Self {
+    /// A service around an app the test started itself (e.g. from a registry reference) on
+    /// `state` (its `--state-dir`).
+    pub fn around(
+        app: SpinApp,
+        backend: Backend,
+        cluster: Option<Cluster>,
+        dsn: Option<String>,
+        state: tempfile::TempDir,
+    ) -> Self {
         let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
-        Self { app, backend, cluster, dsn, client }
+        Self { app, backend, cluster, dsn, state, client }
     }
 
     pub fn spin(&self) -> &Spin {

@@ -42,13 +42,35 @@ on_every_spin!(the_admin_uis_call_sequence_works, |service: Service| async move 
 });
 
 on_every_spin!(partial_puts_keep_what_they_do_not_name, |service: Service| async move {
-    let reply = service.put("/admin/integrations/chat_widget", &json!({"settings": {"color": "blue"}})).await;
+    let settings = json!({"verify": "v", "secret": "s", "page_access_token": "t"});
+    let reply = service.put("/admin/integrations/facebook", &json!({ "settings": settings })).await;
     assert_eq!(reply.status, 200);
-    let reply = service.put("/admin/integrations/chat_widget", &json!({"status": false})).await;
-    let widget = reply.json();
-    assert_eq!((widget["status"].clone(), widget["settings"].clone()), (json!(false), json!({"color": "blue"})));
-    assert_eq!(widget["name"], "Chat Widget");
-    assert!(widget["updated_at"].as_str() >= widget["created_at"].as_str());
+    let reply = service.put("/admin/integrations/facebook", &json!({"status": true})).await;
+    let facebook = reply.json();
+    assert_eq!((facebook["status"].clone(), facebook["settings"].clone()), (json!(true), settings));
+    assert_eq!(facebook["name"], "Facebook Messenger");
+    assert!(facebook["updated_at"].as_str() >= facebook["created_at"].as_str());
+    // Settings left out get the catalog's defaults; settings are replaced whole.
+    let reply = service.put("/admin/integrations/facebook", &json!({"settings": {"verify": "only"}})).await;
+    assert_eq!(reply.json()["settings"], json!({"verify": "only", "secret": "", "page_access_token": ""}));
+});
+
+on_every_spin!(settings_are_checked_against_the_catalog, |service: Service| async move {
+    let before = service.get("/admin/integrations/facebook").await.json();
+    let cases = [
+        (json!({"settings": {"verify": 5}}), json!(["body", "settings", "verify"]), "string_type"),
+        (json!({"settings": {"verfy": "typo"}}), json!(["body", "settings", "verfy"]), "extra_forbidden"),
+        (json!({"name": "a\u{0}b"}), json!(["body", "name"]), "value_error"),
+    ];
+    for (body, loc, kind) in cases {
+        let reply = service.put("/admin/integrations/facebook", &body).await;
+        assert_eq!(reply.status, 422, "{body}");
+        let detail = &reply.json()["detail"][0];
+        assert_eq!((&detail["loc"], detail["type"].as_str()), (&loc, Some(kind)), "{body}");
+    }
+    let widget = service.put("/admin/integrations/chat_widget", &json!({"settings": {"color": "blue"}})).await;
+    assert_eq!(widget.status, 422, "the chat widget declares no settings");
+    assert_eq!(service.get("/admin/integrations/facebook").await.json(), before, "a refused PUT changes nothing");
 });
 
 on_every_spin!(bad_requests_get_clear_4xx_and_change_nothing, |service: Service| async move {
@@ -137,9 +159,14 @@ on_every_spin!(concurrent_first_requests_seed_exactly_two_rows, |service: Servic
         let client = e2e::connect(dsn).await;
         let count: i64 = client.query_one("SELECT count(*) FROM integrations", &[]).await.unwrap().get(0);
         assert_eq!(count, 2);
-        let version: i64 =
-            client.query_one("SELECT max(version) FROM integrations_schema_migrations", &[]).await.unwrap().get(0);
-        assert_eq!(version, 1);
+        let versions: Vec<i64> = client
+            .query("SELECT version FROM integrations_schema_migrations ORDER BY version", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(versions, [1, 2], "every migration ran once");
     }
 });
 
@@ -148,20 +175,27 @@ on_every_spin!(concurrent_puts_lose_no_write, |service: Service| async move {
     let writers = 16;
     let service = &service;
     let puts = (0..writers).map(|i| async move {
-        let body =
-            if i % 2 == 0 { json!({ "settings": { "writer": i } }) } else { json!({ "name": format!("name {i}") }) };
-        service.put("/admin/integrations/chat_widget", &body).await
+        let body = if i % 2 == 0 {
+            json!({ "settings": { "verify": format!("writer {i}") } })
+        } else {
+            json!({ "name": format!("name {i}") })
+        };
+        service.put("/admin/integrations/facebook", &body).await
     });
     for reply in futures::future::join_all(puts).await {
         assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     }
-    let widget = service.get("/admin/integrations/chat_widget").await;
-    // Every write landed on top of the previous one: one version step each.
-    assert_eq!(widget.header("etag"), Some(&*format!("\"{}\"", writers + 1)));
-    let widget = widget.json();
-    assert_eq!(widget["settings"]["writer"].as_i64().unwrap() % 2, 0, "settings come from a settings write");
-    assert!(widget["name"].as_str().unwrap().starts_with("name "), "the name comes from a name write");
-    assert_eq!(widget["description"], "Add a chat widget to your website");
+    let facebook = service.get("/admin/integrations/facebook").await;
+    // Every write landed on top of the previous one: one version step each, each in the history.
+    assert_eq!(facebook.header("etag"), Some(&*format!("\"{}\"", writers + 1)));
+    let facebook = facebook.json();
+    assert!(facebook["settings"]["verify"].as_str().unwrap().starts_with("writer "), "from a settings write");
+    assert!(facebook["name"].as_str().unwrap().starts_with("name "), "the name comes from a name write");
+    assert_eq!(facebook["description"], "Connect with Facebook Messenger");
+    let history = service.get(&format!("/admin/integrations/facebook/history?limit={}", writers + 1)).await.json();
+    let versions: Vec<i64> =
+        history["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, (1..=writers as i64 + 1).rev().collect::<Vec<_>>());
 });
 
 on_every_spin!(probes_docs_and_metrics_answer, |service: Service| async move {

@@ -88,6 +88,9 @@ pub struct AppOptions {
     pub env: Vec<(String, String)>,
     /// `--runtime-config-file`, if any.
     pub runtime_config: Option<PathBuf>,
+    /// `--state-dir` (the SQLite default and the key-value store live there); a fresh one when
+    /// `None`. Give one to start the app again on the same state.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl AppOptions {
@@ -97,6 +100,7 @@ impl AppOptions {
             variables: Vec::new(),
             env: Vec::new(),
             runtime_config: None,
+            state_dir: None,
         }
     }
 
@@ -121,6 +125,7 @@ pub struct SpinApp {
     port: u16,
     child: std::process::Child,
     dir: tempfile::TempDir,
+    state_dir: PathBuf,
     stopped: bool,
 }
 
@@ -129,8 +134,14 @@ impl SpinApp {
     /// starts empty), and waits until it serves.
     pub async fn start(spin: &Spin, options: &AppOptions) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("spin-app-").tempdir()?;
-        let state_dir = dir.path().join("state");
-        std::fs::create_dir(&state_dir)?;
+        let state_dir = match &options.state_dir {
+            Some(state_dir) => state_dir.clone(),
+            None => {
+                let state_dir = dir.path().join("state");
+                std::fs::create_dir(&state_dir)?;
+                state_dir
+            }
+        };
         let port = free_port()?;
         let output = std::fs::File::create(dir.path().join("spin-output.txt"))?;
 
@@ -161,8 +172,8 @@ impl SpinApp {
         command.stdin(Stdio::null()).stdout(output.try_clone()?).stderr(output);
         let child = command.spawn().with_context(|| format!("starting {}", spin.path.display()))?;
 
-        let mut app =
-            Self { spin: spin.clone(), base_url: format!("http://127.0.0.1:{port}"), port, child, dir, stopped: false };
+        let base_url = format!("http://127.0.0.1:{port}");
+        let mut app = Self { spin: spin.clone(), base_url, port, child, dir, state_dir, stopped: false };
         app.wait_until_serving().await?;
         Ok(app)
     }
@@ -222,7 +233,7 @@ impl SpinApp {
     /// Every line the components wrote so far. Spin writes component output to
     /// `STATE_DIR/logs/<component>_{stdout,stderr}.txt`.
     pub fn logs(&self) -> Vec<LogLine> {
-        let Ok(entries) = std::fs::read_dir(self.dir.path().join("state/logs")) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(self.state_dir.join("logs")) else { return Vec::new() };
         let mut lines = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -242,8 +253,8 @@ impl SpinApp {
     }
 
     /// The state directory (`--state-dir`): the SQLite default lives here.
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// Sends `signal` to the `spin up` process only, as `kill PID` or a container runtime does.

@@ -1,7 +1,7 @@
 //! `/admin/integrations` and `/admin/integrations/{id}`: what the admin UI and the bot runtime
 //! call.
 
-use http::header::{HeaderValue, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH};
 use http::StatusCode;
 use serde_json::json;
 
@@ -15,14 +15,14 @@ use crate::Response;
 pub const NOT_FOUND: ApiError = ApiError::NotFound("Integration not found");
 
 pub fn list(call: &mut Call) -> Result<Response, ApiError> {
-    let integrations = call.service(CacheUse::ReadsAndWrites)?.list()?;
+    let integrations = call.service(reads(call))?.list()?;
     integrations.iter().for_each(|integration| report_unreadable(call, integration));
     Ok(json(StatusCode::OK, &integrations))
 }
 
 pub fn get(call: &mut Call) -> Result<Response, ApiError> {
     let id = call.path_id()?;
-    let integration = call.service(CacheUse::ReadsAndWrites)?.get(&id)?.ok_or(NOT_FOUND)?;
+    let integration = call.service(reads(call))?.get(&id)?.ok_or(NOT_FOUND)?;
     report_unreadable(call, &integration);
     let if_none_match = call.header(IF_NONE_MATCH.as_str()).map(Precondition::parse_if_none_match);
     if if_none_match.is_some_and(|tags| tags.is_met_by(integration.version)) {
@@ -55,6 +55,19 @@ pub fn put(call: &mut Call, authenticated: bool) -> Result<Response, ApiError> {
     let written =
         call.service(CacheUse::Writes)?.update(&id, update, conditions, call.actor(authenticated), call.retention())?;
     written_response(call, written)
+}
+
+/// Reads come from the cache while it is fresh, unless the client asks for the database's answer
+/// with `Cache-Control: no-cache` (or `no-store`, or `max-age=0`), as RFC 9111 lets a client ask
+/// any cache on the way.
+fn reads(call: &Call) -> CacheUse {
+    let directives = call.header(CACHE_CONTROL.as_str()).unwrap_or_default().to_ascii_lowercase();
+    let fresh = directives.split(',').map(str::trim).any(|d| matches!(d, "no-cache" | "no-store" | "max-age=0"));
+    if fresh {
+        CacheUse::Writes
+    } else {
+        CacheUse::ReadsAndWrites
+    }
 }
 
 /// The response to a write: the integration as stored, with its new ETag, or why not.
