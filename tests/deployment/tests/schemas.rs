@@ -537,7 +537,7 @@ fn a_misspelt_field_in_a_copy_of_the_manifests_is_rejected_by_name() {
             "      intervall: 30s\n      authorization:",
             "intervall",
         ),
-        ("overlays/autoscaling/hpa.yaml", "  maxReplicas: 5", "  maxReplica: 5", "maxReplica"),
+        ("overlays/autoscaling/hpa.yaml", "  maxReplicas: 4", "  maxReplica: 4", "maxReplica"),
         ("base/otel-collector.yaml", "          readinessProbe:", "          readynessProbe:", "readynessProbe"),
     ];
     for (file, text, broken, field) in cases {
@@ -576,6 +576,12 @@ fn a_wrong_api_version_or_an_unknown_kind_is_rejected() {
         let errors = catalogue().errors(&object);
         assert!(errors.iter().any(|e| e.starts_with("no schema")), "{api_version} {kind}: {errors:?}");
     }
+    // What the SpinApp cannot carry (deploy/README.md, "Shutdown and draining").
+    let mut spinapp = file_docs(&root().join("deploy/k8s/base/spinapp.yaml")).remove(0);
+    spinapp["spec"]["terminationGracePeriodSeconds"] = json!(30);
+    let errors = catalogue().errors(&spinapp);
+    assert!(errors.iter().any(|e| e.contains("'terminationGracePeriodSeconds'")), "{errors:?}");
+
     // Types count too, not only names: a probe period given as a string.
     let mut spinapp = file_docs(&root().join("deploy/k8s/base/spinapp.yaml")).remove(0);
     spinapp["spec"]["checks"]["readiness"]["periodSeconds"] = json!("5s");
