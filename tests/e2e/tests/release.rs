@@ -109,16 +109,22 @@ fn spin_toml() -> toml::Table {
     std::fs::read_to_string(e2e::manifest()).unwrap().parse().unwrap()
 }
 
-/// The tags release.yml pushes for a release of this checkout: `v<version>` and the commit SHA.
+/// The tags release.yml pushes for a release of this checkout: `v<version>` and the commit SHA
+/// (`GITHUB_SHA` in a workflow, else `git rev-parse HEAD`).
 fn release_tags() -> (String, String) {
     let version = spin_toml()["application"]["version"].as_str().unwrap().to_owned();
-    let output = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(test_support::workspace_root())
-        .output()
-        .expect("git, for the commit-SHA tag");
-    let sha = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-    assert!(sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()), "git rev-parse HEAD gave {sha:?}");
+    let sha = match std::env::var("GITHUB_SHA") {
+        Ok(sha) if !sha.is_empty() => sha,
+        _ => {
+            let output = Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(test_support::workspace_root())
+                .output()
+                .expect("git (or GITHUB_SHA), for the commit-SHA tag");
+            String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        }
+    };
+    assert!(sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()), "not a commit SHA: {sha:?}");
     (format!("v{version}"), sha)
 }
 
