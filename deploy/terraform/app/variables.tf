@@ -83,7 +83,7 @@ variable "replicas" {
 }
 
 variable "enable_autoscaling" {
-  description = "Hand the replica count to the HPA of deploy/k8s/overlays/autoscaling/hpa.yaml (2 to 5 pods on CPU)."
+  description = "Hand the replica count to the HPA of deploy/k8s/overlays/autoscaling/hpa.yaml (2 to 4 pods on CPU)."
   type        = bool
   default     = false
 }

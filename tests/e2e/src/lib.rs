@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::Method;
 use serde_json::Value;
-pub use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
+pub use test_support::{AppOptions, AppSource, PostgresFixture, Spin, SpinApp};
 
 use spec::Spec;
 
@@ -270,7 +270,7 @@ impl Reply {
 
 /// A new, empty database on the cluster behind `admin_dsn`, so that tests sharing a
 /// cluster (or a `TEST_DATABASE_URL`) never see each other's rows.
-async fn fresh_database(admin_dsn: &str) -> String {
+pub async fn fresh_database(admin_dsn: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let name = format!("e2e_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let (client, connection) =

@@ -1,0 +1,662 @@
+//! What the platforms would accept: every Kubernetes object `deploy/` defines, as the
+//! cluster would receive it, validated against the schema of its kind, with unknown fields
+//! as errors (as `kubectl apply`'s strict field validation treats them).
+//!
+//! - Built-in kinds: Kubernetes v1.32.0's strict JSON schemas (`additionalProperties: false`
+//!   everywhere), from the PyPI package kubernetes-validate 1.37.0.
+//! - Custom resources: the `openAPIV3Schema` of the CRDs of spin-operator v0.6.1 (SpinApp,
+//!   SpinAppExecutor), runtime-class-manager v0.2.0 (Shim) and prometheus-operator v0.93.0
+//!   (PodMonitor), made strict here the way the API server prunes a structural schema: an
+//!   object without `x-kubernetes-preserve-unknown-fields` accepts only the fields it
+//!   declares; `metadata` is Kubernetes' ObjectMeta. CEL rules (`x-kubernetes-validations`,
+//!   none in these CRDs) and spin-operator's admission webhook are not evaluated.
+//!
+//! `schemas/SOURCES.md` says where each file comes from. An (apiVersion, kind) without a
+//! schema is an error too: a wrong `apiVersion` is caught that way.
+//!
+//! What is validated: every file under `deploy/k8s`, each kustomization as `kubectl apply -k`
+//! would send it, and the objects `deploy/terraform/app` hands to `kubernetes_manifest`.
+//! Kustomize is not installed on CI (Debian bookworm's kubectl is 1.20, whose kustomize
+//! predates these kustomizations), so [`kustomize`] renders the features the
+//! kustomizations use (resources, `configurations` image paths, `images`, RFC 6902 `patches`)
+//! and refuses any other; its output was compared with `kubectl kustomize` (kustomize v5.5.0)
+//! for both kustomizations when this was written. The Terraform objects are rendered the way
+//! `terraform/app/main.tf` builds them ([`terraform_app_objects`]); a test keeps that render
+//! in step with main.tf's `kubernetes_manifest` resources.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+fn schemas_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Every non-empty document of a (multi-document) YAML text, as JSON values.
+fn yaml_docs(text: &str, what: &str) -> Vec<Value> {
+    let mut docs = Vec::new();
+    for doc in yaml_serde::Deserializer::from_str(text) {
+        let value: Value = serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    docs
+}
+
+fn file_docs(path: &Path) -> Vec<Value> {
+    yaml_docs(&read(path), &path.display().to_string())
+}
+
+// --- schemas ----------------------------------------------------------------------------
+
+const KUBERNETES: &str = "kubernetes-v1.32.0/definitions.json";
+const CRDS: [&str; 4] = [
+    "spin-operator-v0.6.1/core.spinkube.dev_spinapps.yaml",
+    "spin-operator-v0.6.1/core.spinkube.dev_spinappexecutors.yaml",
+    "runtime-class-manager-v0.2.0/runtime.spinkube.dev_shims.yaml",
+    "prometheus-operator-v0.93.0/monitoring.coreos.com_podmonitors.yaml",
+];
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
+/// A validator per (apiVersion, kind).
+struct Catalogue {
+    validators: BTreeMap<(String, String), (String, jsonschema::Validator)>,
+}
+
+fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+    CATALOGUE.get_or_init(Catalogue::load)
+}
+
+impl Catalogue {
+    fn load() -> Self {
+        let definitions: Value =
+            serde_json::from_str(&read(&schemas_dir().join(KUBERNETES))).expect("Kubernetes definitions are JSON");
+        let defs = definitions["$defs"].as_object().expect("$defs").clone();
+        let mut schemas = Vec::new();
+
+        // Built-in kinds: the definitions that name their group/version/kind.
+        for (name, definition) in &defs {
+            for gvk in definition["x-kubernetes-group-version-kind"].as_array().into_iter().flatten() {
+                let api_version = api_version(gvk["group"].as_str().unwrap(), gvk["version"].as_str().unwrap());
+                let kind = gvk["kind"].as_str().unwrap().to_owned();
+                schemas.push((
+                    (api_version, kind),
+                    format!("Kubernetes v1.32.0 {name}"),
+                    json!({ "$ref": format!("#/$defs/{name}") }),
+                ));
+            }
+        }
+        // Custom resources: each served version of each CRD.
+        for file in CRDS {
+            let crd = file_docs(&schemas_dir().join(file)).remove(0);
+            let group = crd["spec"]["group"].as_str().expect("spec.group");
+            let kind = crd["spec"]["names"]["kind"].as_str().expect("spec.names.kind");
+            for version in crd["spec"]["versions"].as_array().expect("spec.versions") {
+                if version["served"] != json!(true) {
+                    continue;
+                }
+                let api_version = api_version(group, version["name"].as_str().unwrap());
+                let mut schema = strict(&version["schema"]["openAPIV3Schema"]);
+                let properties = schema["properties"].as_object_mut().expect("a CRD schema has properties");
+                properties.insert("apiVersion".into(), json!({ "const": api_version }));
+                properties.insert("kind".into(), json!({ "const": kind }));
+                properties.insert("metadata".into(), json!({ "$ref": format!("#/$defs/{OBJECT_META}") }));
+                schemas.push(((api_version, kind.to_owned()), file.to_owned(), schema));
+            }
+        }
+
+        let validators = schemas
+            .into_iter()
+            .map(|(key, source, mut schema)| {
+                let object = schema.as_object_mut().unwrap();
+                object.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+                object.insert("$defs".into(), Value::Object(defs.clone()));
+                let validator = jsonschema::validator_for(&schema)
+                    .unwrap_or_else(|e| panic!("the schema of {key:?} ({source}) compiles: {e}"));
+                (key, (source, validator))
+            })
+            .collect();
+        Self { validators }
+    }
+
+    /// Every way `object` breaks its kind's schema (`where: path: message`), or that no
+    /// schema is known for its apiVersion and kind.
+    fn errors(&self, object: &Value) -> Vec<String> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+        let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+        let Some((source, validator)) = self.validators.get(&(api_version.clone(), kind.clone())) else {
+            let known: Vec<_> = self.validators.keys().filter(|(_, k)| *k == kind).map(|(v, _)| v.as_str()).collect();
+            return vec![format!(
+                "no schema for apiVersion {api_version:?} kind {kind:?} (this kind is served as {known:?})"
+            )];
+        };
+        let mut errors: Vec<String> = validator
+            .iter_errors(object)
+            .map(|error| format!("{}: {error} (schema: {source})", display_path(&error.instance_path.to_string())))
+            .collect();
+        errors.sort();
+        errors.dedup();
+        errors
+    }
+}
+
+fn api_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+/// `/spec/checks/0/path` -> `spec.checks[0].path`.
+fn display_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').skip(1) {
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&part.replace("~1", "/").replace("~0", "~"));
+        }
+    }
+    if out.is_empty() {
+        "(object)".into()
+    } else {
+        out
+    }
+}
+
+/// A CRD's OpenAPI v3 structural schema as a JSON Schema that rejects what the API server
+/// would prune: objects accept only declared fields unless they preserve unknown ones.
+fn strict(node: &Value) -> Value {
+    let Some(object) = node.as_object() else { return node.clone() };
+    let mut out = Map::new();
+    for (key, value) in object {
+        match key.as_str() {
+            "description" | "default" | "example" | "nullable" | "format" => {}
+            k if k.starts_with("x-kubernetes-") => {}
+            "properties" | "patternProperties" => {
+                let properties = value.as_object().expect("properties is a map");
+                out.insert(key.clone(), properties.iter().map(|(k, v)| (k.clone(), strict(v))).collect());
+            }
+            "items" | "additionalProperties" | "not" => {
+                out.insert(key.clone(), if value.is_object() { strict(value) } else { value.clone() });
+            }
+            "anyOf" | "allOf" | "oneOf" => {
+                out.insert(key.clone(), value.as_array().expect("a list").iter().map(strict).collect());
+            }
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if object.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
+        out.insert("type".into(), json!(["integer", "string"]));
+    }
+    if object.get("nullable") == Some(&json!(true)) {
+        if let Some(Value::String(kind)) = out.get("type").cloned() {
+            out.insert("type".into(), json!([kind, "null"]));
+        }
+    }
+    let is_object = object.get("type") == Some(&json!("object")) || object.contains_key("properties");
+    let preserves = object.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    if is_object && !preserves && !object.contains_key("additionalProperties") {
+        out.insert("additionalProperties".into(), json!(false));
+    }
+    Value::Object(out)
+}
+
+// --- kustomize --------------------------------------------------------------------------
+
+/// `kubectl kustomize DIR` for the features our kustomizations use; any other feature is an
+/// error, so a kustomization that grows one must grow this render (or CI must get kustomize).
+fn kustomize(dir: &Path) -> Vec<Value> {
+    let file = dir.join("kustomization.yaml");
+    let kustomization = file_docs(&file).remove(0);
+    let what = file.display().to_string();
+    for key in kustomization.as_object().expect("a kustomization is a map").keys() {
+        assert!(
+            ["apiVersion", "kind", "resources", "configurations", "images", "patches"].contains(&key.as_str()),
+            "{what}: `{key}` is not supported by tests/deployment's kustomize render; extend `kustomize()` in \
+             tests/deployment/tests/schemas.rs"
+        );
+    }
+    assert_eq!(kustomization["kind"], "Kustomization", "{what}");
+
+    let mut objects = Vec::new();
+    for resource in kustomization["resources"].as_array().into_iter().flatten() {
+        let path = dir.join(resource.as_str().expect("a resource is a path"));
+        if path.is_dir() {
+            objects.extend(kustomize(&path));
+        } else {
+            objects.extend(file_docs(&path));
+        }
+    }
+
+    for patch in kustomization["patches"].as_array().into_iter().flatten() {
+        let target = &patch["target"];
+        let operations = match (&patch["patch"], &patch["path"]) {
+            (Value::String(text), _) => yaml_docs(text, &what).remove(0),
+            (_, Value::String(path)) => file_docs(&dir.join(path)).remove(0),
+            _ => panic!("{what}: a patch without `patch` or `path`"),
+        };
+        assert!(operations.is_array(), "{what}: only RFC 6902 (JSON patch) patches are rendered, not {operations}");
+        let operations: json_patch::Patch = serde_json::from_value(operations).expect("an RFC 6902 patch");
+        let mut matched = 0;
+        for object in objects.iter_mut().filter(|object| selects(target, object)) {
+            json_patch::patch(object, &operations).unwrap_or_else(|e| panic!("{what}: patch {target}: {e}"));
+            matched += 1;
+        }
+        assert!(matched > 0, "{what}: the patch target {target} selects nothing");
+    }
+
+    // Image fields: kustomize's built-in ones (pod templates) and those `configurations` add.
+    let mut image_paths: Vec<(Option<String>, Vec<String>)> = vec![
+        (None, vec!["spec".into(), "template".into(), "spec".into(), "containers[]".into(), "image".into()]),
+        (None, vec!["spec".into(), "template".into(), "spec".into(), "initContainers[]".into(), "image".into()]),
+    ];
+    for configuration in kustomization["configurations"].as_array().into_iter().flatten() {
+        let config = file_docs(&dir.join(configuration.as_str().unwrap())).remove(0);
+        for key in config.as_object().unwrap().keys() {
+            assert_eq!(key, "images", "{what}: configuration `{key}` is not rendered");
+        }
+        for spec in config["images"].as_array().unwrap() {
+            let path = spec["path"].as_str().unwrap().split('/').map(String::from).collect();
+            image_paths.push((spec["kind"].as_str().map(String::from), path));
+        }
+    }
+    for image in kustomization["images"].as_array().into_iter().flatten() {
+        let name = image["name"].as_str().expect("images[].name");
+        let mut rewritten = 0;
+        for object in &mut objects {
+            for (kind, path) in &image_paths {
+                if kind.as_deref().is_some_and(|kind| object["kind"] != kind) {
+                    continue;
+                }
+                rewritten += rewrite_images(object, path, name, image);
+            }
+        }
+        assert!(rewritten > 0, "{what}: images entry {name} rewrites nothing");
+    }
+    objects
+}
+
+fn selects(target: &Value, object: &Value) -> bool {
+    let (group, version) = match object["apiVersion"].as_str().unwrap_or_default().split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", object["apiVersion"].as_str().unwrap_or_default()),
+    };
+    let fields = [("group", group), ("version", version), ("kind", object["kind"].as_str().unwrap_or_default())];
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    for key in target.as_object().expect("a patch target").keys() {
+        assert!(
+            ["group", "version", "kind", "name"].contains(&key.as_str()),
+            "patch target field {key} is not rendered"
+        );
+    }
+    fields.iter().all(|(key, actual)| target[*key].as_str().is_none_or(|wanted| wanted == *actual))
+        && target["name"].as_str().is_none_or(|wanted| wanted == name)
+}
+
+fn rewrite_images(value: &mut Value, path: &[String], name: &str, image: &Value) -> usize {
+    let Some((first, rest)) = path.split_first() else {
+        let Some(current) = value.as_str() else { return 0 };
+        let (repository, suffix) = split_image(current);
+        if repository != name {
+            return 0;
+        }
+        let repository = image["newName"].as_str().unwrap_or(repository);
+        let suffix = match (image["newTag"].as_str(), image["digest"].as_str()) {
+            (_, Some(digest)) => format!("@{digest}"),
+            (Some(tag), None) => format!(":{tag}"),
+            (None, None) => suffix.to_owned(),
+        };
+        *value = json!(format!("{repository}{suffix}"));
+        return 1;
+    };
+    match first.strip_suffix("[]") {
+        Some(field) => value
+            .get_mut(field)
+            .and_then(Value::as_array_mut)
+            .map(|items| items.iter_mut().map(|item| rewrite_images(item, rest, name, image)).sum())
+            .unwrap_or(0),
+        None => match value.get_mut(first) {
+            Some(next) => rewrite_images(next, rest, name, image),
+            None => 0,
+        },
+    }
+}
+
+/// `repo:tag` or `repo@digest` -> (`repo`, `:tag` / `@digest`); a registry port is not a tag.
+fn split_image(image: &str) -> (&str, &str) {
+    if let Some(at) = image.find('@') {
+        return image.split_at(at);
+    }
+    match image.rfind(':') {
+        Some(colon) if !image[colon..].contains('/') => image.split_at(colon),
+        _ => (image, ""),
+    }
+}
+
+// --- terraform/app ----------------------------------------------------------------------
+
+/// The objects `deploy/terraform/app` gives `kubernetes_manifest`, for one choice of its
+/// inputs: the files it reads, and its SpinApp as main.tf's `local.spinapp` merges it. The
+/// ConfigMap and Secrets it creates are typed resources (`kubernetes_config_map_v1`,
+/// `kubernetes_secret_v1`), checked by the provider's own schema at plan time.
+fn terraform_app_objects(enable_autoscaling: bool, pull_secret: Option<&str>) -> Vec<(String, Value)> {
+    let k8s = root().join("deploy/k8s");
+    let main = read(&root().join("deploy/terraform/app/main.tf"));
+    let mut objects = Vec::new();
+    for file in terraform_base_files(&main) {
+        for object in file_docs(&k8s.join("base").join(&file)) {
+            objects.push((format!("base: {file}"), object));
+        }
+    }
+    objects.push(("namespace".into(), file_docs(&k8s.join("base/namespace.yaml")).remove(0)));
+    objects.push(("shim".into(), file_docs(&k8s.join("platform/shim.yaml")).remove(0)));
+    if enable_autoscaling {
+        objects.push(("hpa".into(), file_docs(&k8s.join("overlays/autoscaling/hpa.yaml")).remove(0)));
+    }
+
+    let mut spinapp = file_docs(&k8s.join("base/spinapp.yaml")).remove(0);
+    let spec = spinapp["spec"].as_object_mut().unwrap();
+    spec.remove("replicas");
+    spec.insert("image".into(), json!("registry.example/owner/integrations-service:v0.1.0"));
+    if enable_autoscaling {
+        spec.insert("enableAutoscaling".into(), json!(true));
+    } else {
+        spec.insert("replicas".into(), json!(2));
+    }
+    if let Some(name) = pull_secret {
+        spec.insert("imagePullSecrets".into(), json!([{ "name": name }]));
+    }
+    objects.push(("spinapp".into(), spinapp));
+    objects
+}
+
+/// main.tf's `base_files = [...]`.
+fn terraform_base_files(main: &str) -> Vec<String> {
+    let start = main.find("base_files").expect("main.tf has local.base_files");
+    let list = &main[start..];
+    let list = &list[list.find('[').unwrap() + 1..list.find(']').unwrap()];
+    list.split(',').map(|f| f.trim().trim_matches('"').to_owned()).filter(|f| !f.is_empty()).collect()
+}
+
+// --- the tests --------------------------------------------------------------------------
+
+fn assert_valid(what: &str, objects: &[Value]) {
+    assert!(!objects.is_empty(), "{what}: no objects");
+    let mut failures = Vec::new();
+    for object in objects {
+        let errors = catalogue().errors(object);
+        if !errors.is_empty() {
+            failures.push(format!(
+                "{what}: {} {}:\n  {}",
+                object["kind"].as_str().unwrap_or("?"),
+                object["metadata"]["name"].as_str().unwrap_or("?"),
+                errors.join("\n  ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn k8s_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            k8s_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml")
+            && !["kustomization.yaml", "kustomizeconfig.yaml"].contains(&path.file_name().unwrap().to_str().unwrap())
+        {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_manifest_file_under_deploy_k8s_is_valid_for_its_kind() {
+    let mut files = Vec::new();
+    k8s_files(&root().join("deploy/k8s"), &mut files);
+    files.sort();
+    let kinds: Vec<String> =
+        files.iter().flat_map(|f| file_docs(f)).map(|o| o["kind"].as_str().unwrap().to_owned()).collect();
+    for kind in ["SpinApp", "SpinAppExecutor", "Shim", "PodMonitor", "HorizontalPodAutoscaler", "Secret", "Deployment"]
+    {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} found under deploy/k8s: {files:?}");
+    }
+    for file in files {
+        assert_valid(&file.strip_prefix(root()).unwrap().display().to_string(), &file_docs(&file));
+    }
+}
+
+#[test]
+fn each_kustomization_renders_to_valid_objects() {
+    for dir in ["deploy/k8s/base", "deploy/k8s/overlays/autoscaling"] {
+        let objects = kustomize(&root().join(dir));
+        assert_valid(dir, &objects);
+        let spinapp = objects.iter().find(|o| o["kind"] == "SpinApp").expect("a SpinApp");
+        if dir.ends_with("autoscaling") {
+            assert_eq!(spinapp["spec"]["enableAutoscaling"], true);
+            assert!(spinapp["spec"].get("replicas").is_none(), "SpinApp refuses replicas with enableAutoscaling");
+            assert!(objects.iter().any(|o| o["kind"] == "HorizontalPodAutoscaler"));
+        }
+    }
+}
+
+#[test]
+fn the_objects_terraform_app_creates_are_valid() {
+    for enable_autoscaling in [false, true] {
+        for pull_secret in [None, Some("ghcr-pull")] {
+            let objects = terraform_app_objects(enable_autoscaling, pull_secret);
+            for (resource, object) in &objects {
+                assert_valid(
+                    &format!("terraform/app (enable_autoscaling={enable_autoscaling}, pull secret {pull_secret:?}) {resource}"),
+                    std::slice::from_ref(object),
+                );
+            }
+        }
+    }
+}
+
+/// The render above follows main.tf: a new `kubernetes_manifest`, or a file main.tf reads
+/// that the render does not, must be added to [`terraform_app_objects`].
+#[test]
+fn the_terraform_render_covers_every_kubernetes_manifest_of_main_tf() {
+    let main = read(&root().join("deploy/terraform/app/main.tf"));
+    let mut manifests: Vec<&str> = main
+        .match_indices("resource \"kubernetes_manifest\" \"")
+        .map(|(at, prefix)| main[at + prefix.len()..].split('"').next().unwrap())
+        .collect();
+    manifests.sort();
+    assert_eq!(manifests, ["base", "hpa", "namespace", "shim", "spinapp"], "extend terraform_app_objects()");
+
+    let mut read_files: Vec<&str> = main
+        .match_indices("file(\"${local.k8s_dir}/")
+        .map(|(at, prefix)| main[at + prefix.len()..].split('"').next().unwrap())
+        .collect();
+    read_files.sort();
+    assert_eq!(
+        read_files,
+        [
+            "base/${f}",
+            "base/config.yaml",
+            "base/namespace.yaml",
+            "base/spinapp.yaml",
+            "overlays/autoscaling/hpa.yaml",
+            "platform/shim.yaml"
+        ],
+        "extend terraform_app_objects()"
+    );
+    for merged in [
+        "k != \"replicas\"",
+        "image = var.app_image",
+        "enableAutoscaling = true",
+        "replicas = var.replicas",
+        "imagePullSecrets = [{ name = var.image_pull_secret_name }]",
+    ] {
+        assert!(main.contains(merged), "main.tf's SpinApp merge changed ({merged}): update terraform_app_objects()");
+    }
+}
+
+/// The "done when" of issue 13: a copy of deploy/k8s with one misspelt field fails, naming
+/// the field, in the file and in the kustomize render.
+#[test]
+fn a_misspelt_field_in_a_copy_of_the_manifests_is_rejected_by_name() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&root().join("deploy/k8s"), copy.path());
+    let cases = [
+        // (file, text, misspelling, the field the error must name)
+        ("base/spinapp.yaml", "        path: /readiness\n", "        pth: /readiness\n", "pth"),
+        (
+            "base/spinapp.yaml",
+            "    - name: db_dsn\n      valueFrom:",
+            "    - name: db_dsn\n      valuefrom:",
+            "valuefrom",
+        ),
+        ("base/executor.yaml", "    runtimeClassName:", "    runtimeClass:", "runtimeClass"),
+        ("platform/shim.yaml", "  rolloutStrategy:", "  rolloutStrategies:", "rolloutStrategies"),
+        (
+            "monitoring/podmonitors.yaml",
+            "      interval: 30s\n      authorization:",
+            "      intervall: 30s\n      authorization:",
+            "intervall",
+        ),
+        ("overlays/autoscaling/hpa.yaml", "  maxReplicas: 4", "  maxReplica: 4", "maxReplica"),
+        ("base/otel-collector.yaml", "          readinessProbe:", "          readynessProbe:", "readynessProbe"),
+    ];
+    for (file, text, broken, field) in cases {
+        let path = copy.path().join(file);
+        let original = read(&path);
+        assert_eq!(original.matches(text).count(), 1, "{file}: the text to misspell is not there once: {text:?}");
+        std::fs::write(&path, original.replacen(text, broken, 1)).unwrap();
+
+        let mut rendered = file_docs(&path);
+        if !file.starts_with("platform/") && !file.starts_with("monitoring/") {
+            let kustomization = if file.starts_with("overlays/") { "overlays/autoscaling" } else { "base" };
+            rendered.extend(kustomize(&copy.path().join(kustomization)));
+        }
+        let errors: Vec<String> = rendered.iter().flat_map(|o| catalogue().errors(o)).collect();
+        assert!(
+            errors.iter().any(|e| e.contains(&format!("'{field}'")) && e.contains("unexpected")),
+            "{file}: misspelling {field:?} was not reported by name: {errors:#?}"
+        );
+        std::fs::write(&path, original).unwrap();
+    }
+}
+
+#[test]
+fn a_wrong_api_version_or_an_unknown_kind_is_rejected() {
+    let executor = file_docs(&root().join("deploy/k8s/base/executor.yaml")).remove(0);
+    for (api_version, kind) in [
+        ("core.spinkube.dev/v1", "SpinAppExecutor"),
+        ("spinkube.dev/v1alpha1", "SpinAppExecutor"),
+        ("core.spinkube.dev/v1alpha1", "SpinAppExecuter"),
+        ("runtime.spinkube.dev/v1", "Shim"),
+        ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+    ] {
+        let mut object = executor.clone();
+        object["apiVersion"] = json!(api_version);
+        object["kind"] = json!(kind);
+        let errors = catalogue().errors(&object);
+        assert!(errors.iter().any(|e| e.starts_with("no schema")), "{api_version} {kind}: {errors:?}");
+    }
+    // What the SpinApp cannot carry (deploy/README.md, "Shutdown and draining").
+    let mut spinapp = file_docs(&root().join("deploy/k8s/base/spinapp.yaml")).remove(0);
+    spinapp["spec"]["terminationGracePeriodSeconds"] = json!(30);
+    let errors = catalogue().errors(&spinapp);
+    assert!(errors.iter().any(|e| e.contains("'terminationGracePeriodSeconds'")), "{errors:?}");
+
+    // Types count too, not only names: a probe period given as a string.
+    let mut spinapp = file_docs(&root().join("deploy/k8s/base/spinapp.yaml")).remove(0);
+    spinapp["spec"]["checks"]["readiness"]["periodSeconds"] = json!("5s");
+    let errors = catalogue().errors(&spinapp);
+    assert!(errors.iter().any(|e| e.starts_with("spec.checks.readiness.periodSeconds")), "{errors:?}");
+}
+
+/// `spin registry push` in the release workflow writes `ghcr.io/OWNER/integrations-service`
+/// with the tags `vX.Y.Z` (a tag push, equal to spin.toml's version) and the commit SHA; the
+/// SpinApp (after kustomize) and Terraform's `app_image` must name such an artifact.
+#[test]
+fn the_spinapp_image_follows_the_release_workflows_tag_scheme() {
+    let workflow = read(&root().join(".github/workflows/release.yml"));
+    let repository = "ghcr.io/${GITHUB_REPOSITORY_OWNER,,}/integrations-service";
+    assert!(workflow.contains(&format!("image=\"{repository}\"")), "release.yml pushes to {repository}");
+    for line in [
+        "tags=(\"${GITHUB_SHA}\")",
+        "tags+=(\"${GITHUB_REF_NAME}\")",
+        "if [ \"v${version}\" != \"${GITHUB_REF_NAME}\" ]",
+        "spin registry push \"${image}:${tag}\"",
+    ] {
+        assert!(workflow.contains(line), "release.yml's tag scheme changed ({line}): update this test and deploy/");
+    }
+    let version = read(&root().join("spin.toml"))
+        .lines()
+        .find_map(|line| line.strip_prefix("version = \""))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        .expect("spin.toml's version");
+
+    let follows = |image: &str| -> bool {
+        let (repo, tag) = split_image(image);
+        let tag = tag.trim_start_matches(':');
+        repo.starts_with("ghcr.io/")
+            && repo.ends_with("/integrations-service")
+            && repo.matches('/').count() == 2
+            && (tag == format!("v{version}") || (tag.len() == 40 && tag.chars().all(|c| c.is_ascii_hexdigit())))
+    };
+    for dir in ["deploy/k8s/base", "deploy/k8s/overlays/autoscaling"] {
+        let objects = kustomize(&root().join(dir));
+        let image =
+            objects.iter().find(|o| o["kind"] == "SpinApp").unwrap()["spec"]["image"].as_str().unwrap().to_owned();
+        assert!(
+            follows(&image),
+            "{dir}: the SpinApp's image {image} is not something release.yml pushes (v{version} or a commit SHA)"
+        );
+    }
+    let variables = read(&root().join("deploy/terraform/app/variables.tf"));
+    assert!(variables.contains("REGISTRY/OWNER/integrations-service:TAG (a version tag or a commit SHA)"));
+    assert!(follows(&format!("ghcr.io/owner/integrations-service:v{version}")));
+    assert!(!follows("ghcr.io/owner/integrations-service:latest"));
+}
+
+/// The HPA of the overlay scales what spin-operator creates for the SpinApp: an apps/v1
+/// Deployment of the same name (the schema cannot know that).
+#[test]
+fn the_hpa_targets_the_deployment_spin_operator_creates() {
+    let objects = kustomize(&root().join("deploy/k8s/overlays/autoscaling"));
+    let spinapp = objects.iter().find(|o| o["kind"] == "SpinApp").unwrap();
+    let hpa = objects.iter().find(|o| o["kind"] == "HorizontalPodAutoscaler").unwrap();
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"],
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "name": spinapp["metadata"]["name"] })
+    );
+    assert_eq!(hpa["metadata"]["namespace"], spinapp["metadata"]["namespace"]);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
