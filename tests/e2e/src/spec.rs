@@ -1,5 +1,6 @@
 //! Checks every response the tests see against `src/core/openapi.json`: the status must
-//! be documented for that path and method, and a JSON body must match its schema.
+//! be documented for that path and method, and a JSON body must match its schema. A `HEAD`
+//! answer is `GET`'s without the body: its status must be documented and its body empty.
 
 use std::path::Path;
 
@@ -46,6 +47,13 @@ impl Spec {
             .find(|response| !response.is_null())
             .ok_or_else(|| format!("{method} {template}: status {status} is not documented"))?;
         let response = self.resolve(response);
+        if method.eq_ignore_ascii_case("HEAD") {
+            return if body.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("HEAD {template} {status}: a HEAD answer has no body, got {} bytes", body.len()))
+            };
+        }
         let Some(content) = response.get("content") else {
             return if body.is_empty() {
                 Ok(())
@@ -87,23 +95,35 @@ impl Spec {
         }
     }
 
-    /// The spec path that `path` falls under: literal segments first, then `{param}`s.
+    /// The spec path that `path` falls under: of the templates with as many segments, each
+    /// literal or a `{param}` standing for a non-empty segment, the one with the most literal
+    /// segments (`/admin/keys/reseal` before a `/admin/keys/{x}`, were there one).
     fn path_template(&self, path: &str) -> Option<String> {
         let paths = self.document["paths"].as_object()?;
         if paths.contains_key(path) {
             return Some(path.to_owned());
         }
         let segments: Vec<&str> = path.split('/').collect();
+        let literal_matches = |template: &str| -> Option<usize> {
+            let parts: Vec<&str> = template.split('/').collect();
+            if parts.len() != segments.len() {
+                return None;
+            }
+            let mut literals = 0;
+            for (part, segment) in parts.iter().zip(&segments) {
+                if part == segment {
+                    literals += 1;
+                } else if !(part.starts_with('{') && part.ends_with('}') && !segment.is_empty()) {
+                    return None;
+                }
+            }
+            Some(literals)
+        };
         paths
             .keys()
-            .find(|template| {
-                let parts: Vec<&str> = template.split('/').collect();
-                parts.len() == segments.len()
-                    && parts.iter().zip(&segments).all(|(part, segment)| {
-                        part == segment || (part.starts_with('{') && part.ends_with('}') && !segment.is_empty())
-                    })
-            })
-            .cloned()
+            .filter_map(|template| Some((literal_matches(template)?, template)))
+            .max_by_key(|(literals, _)| *literals)
+            .map(|(_, template)| template.clone())
     }
 }
 
@@ -111,13 +131,138 @@ impl Spec {
 mod tests {
     use super::*;
 
+    const JSON: Option<&str> = Some("application/json");
+
     #[test]
     fn a_conforming_error_passes_and_a_wrong_shape_fails() {
         let spec = Spec::load();
         let not_found = br#"{"detail": "Integration not found"}"#;
-        spec.check("GET", "/admin/integrations/nope", 404, Some("application/json"), not_found).unwrap();
+        spec.check("GET", "/admin/integrations/nope", 404, JSON, not_found).unwrap();
         let wrong = br#"{"error": 1}"#;
-        assert!(spec.check("GET", "/admin/integrations/nope", 404, Some("application/json"), wrong).is_err());
-        assert!(spec.check("GET", "/admin/integrations/nope", 418, Some("application/json"), not_found).is_err());
+        assert!(spec.check("GET", "/admin/integrations/nope", 404, JSON, wrong).is_err());
+        assert!(spec.check("GET", "/admin/integrations/nope", 418, JSON, not_found).is_err());
+    }
+
+    #[test]
+    fn a_head_answer_has_a_documented_status_and_no_body() {
+        let spec = Spec::load();
+        for path in ["/admin/integrations/facebook", "/admin/integrations/facebook/history/3", "/metrics", "/docs"] {
+            spec.check("HEAD", path, 200, JSON, b"").unwrap();
+        }
+        spec.check("HEAD", "/admin/integrations/facebook", 304, None, b"").unwrap();
+        spec.check("HEAD", "/admin/integrations/nope", 404, JSON, b"").unwrap();
+        assert!(spec.check("HEAD", "/admin/integrations/facebook", 200, JSON, b"{}").is_err());
+        assert!(spec.check("HEAD", "/admin/integrations/facebook", 418, JSON, b"").is_err());
+        // No HEAD where there is no GET: refused with 405.
+        spec.check("HEAD", "/admin/keys/reseal", 405, JSON, b"").unwrap();
+        assert!(spec.check("HEAD", "/admin/keys/reseal", 200, JSON, b"").is_err());
+    }
+
+    #[test]
+    fn history_paths_match_their_templates() {
+        let spec = Spec::load();
+        assert_eq!(
+            spec.path_template("/admin/integrations/facebook/history").as_deref(),
+            Some("/admin/integrations/{id}/history")
+        );
+        assert_eq!(
+            spec.path_template("/admin/integrations/facebook/history/3").as_deref(),
+            Some("/admin/integrations/{id}/history/{version}")
+        );
+        assert_eq!(
+            spec.path_template("/admin/integrations/facebook/history/3/restore").as_deref(),
+            Some("/admin/integrations/{id}/history/{version}/restore")
+        );
+        assert_eq!(spec.path_template("/admin/keys/reseal").as_deref(), Some("/admin/keys/reseal"));
+        assert_eq!(spec.path_template("/admin/integrations/facebook/history/3/other"), None);
+
+        let entry = json!({
+            "version": 2, "recorded_at": "2026-01-06T14:02:11.482913Z", "action": "update",
+            "request_id": "r", "client_addr": null, "authenticated": false,
+            "changes": [{"field": "settings.secret", "secret": true}],
+            "integration": {"name": "n", "description": "", "status": true, "settings": {"verify": "v"},
+                            "secret_settings": ["secret"]}
+        });
+        let body = |value: &Value| value.to_string().into_bytes();
+        spec.check("GET", "/admin/integrations/facebook/history/2", 200, JSON, &body(&entry)).unwrap();
+        let page = json!({"versions": [entry], "next_before": null});
+        spec.check("GET", "/admin/integrations/facebook/history", 200, JSON, &body(&page)).unwrap();
+        let mut restore = entry.clone();
+        restore["action"] = json!("restore");
+        assert!(
+            spec.check("GET", "/admin/integrations/facebook/history/2", 200, JSON, &body(&restore)).is_err(),
+            "a restore names the version it restored"
+        );
+        for detail in ["Version not found", "Not Found"] {
+            let not_found = body(&json!({ "detail": detail }));
+            spec.check("GET", "/admin/integrations/facebook/history/abc", 404, JSON, &not_found).unwrap();
+        }
+        let query = body(&json!({"detail": [{"type": "less_than_equal", "loc": ["query", "limit"], "msg": "m"}]}));
+        spec.check("GET", "/admin/integrations/facebook/history", 422, JSON, &query).unwrap();
+        spec.check("POST", "/admin/integrations/facebook/history/1/restore", 409, JSON, br#"{"detail": "x"}"#).unwrap();
+        spec.check("PUT", "/admin/integrations/facebook/history/1", 405, JSON, br#"{"detail": "x"}"#).unwrap();
+    }
+
+    #[test]
+    fn settings_follow_the_catalog_schema_of_the_id() {
+        let spec = Spec::load();
+        let integration = |id: &str, settings: Value| {
+            json!({"id": id, "name": "n", "description": "", "status": true, "settings": settings,
+                   "created_at": "2026-01-05T09:30:00.000000Z", "updated_at": "2026-01-05T09:30:00.000000Z"})
+            .to_string()
+            .into_bytes()
+        };
+        let get = |id: &str, body: &[u8]| spec.check("GET", &format!("/admin/integrations/{id}"), 200, JSON, body);
+        get("facebook", &integration("facebook", json!({"verify": "v", "secret": "", "page_access_token": ""})))
+            .unwrap();
+        assert!(get("facebook", &integration("facebook", json!({"verify": 5}))).is_err());
+        get("chat_widget", &integration("chat_widget", json!({"kept": {"from": "before"}}))).unwrap();
+        let mut unreadable: Value = serde_json::from_slice(&integration("facebook", Value::Null)).unwrap();
+        assert!(get("facebook", unreadable.to_string().as_bytes()).is_err(), "null settings say why");
+        unreadable["settings_error"] =
+            json!("settings are sealed with key \"k1\", which settings_keyring does not hold");
+        get("facebook", unreadable.to_string().as_bytes()).unwrap();
+    }
+
+    /// Every example of the description is an instance of the schema beside it.
+    #[test]
+    fn every_example_matches_its_schema() {
+        let spec = Spec::load();
+        let mut checked = 0;
+        let mut media_types = Vec::new();
+        collect_media("#/paths", &spec.document["paths"], &mut media_types);
+        collect_media("#/components/responses", &spec.document["components"]["responses"], &mut media_types);
+        for (at, media) in media_types {
+            let Some(examples) = media.get("examples").and_then(Value::as_object) else { continue };
+            for (name, example) in examples {
+                let value = &spec.resolve(example)["value"];
+                if value.is_string() && !media["schema"].get("type").is_some_and(|t| t == "string") {
+                    panic!("{at} {name}: a string example for a non-string schema");
+                }
+                spec.validate(&media["schema"], value).unwrap_or_else(|e| panic!("{at} example {name}: {e}"));
+                checked += 1;
+            }
+        }
+        for (name, schema) in spec.document["components"]["schemas"].as_object().unwrap() {
+            for example in schema.get("examples").and_then(Value::as_array).into_iter().flatten() {
+                spec.validate(&json!({ "$ref": format!("#/components/schemas/{name}") }), example)
+                    .unwrap_or_else(|e| panic!("schema {name} example: {e}"));
+                checked += 1;
+            }
+        }
+        assert!(checked > 30, "only {checked} examples found");
+    }
+
+    /// The `application/json` media types under `value` (at `at`), with where they are.
+    fn collect_media<'a>(at: &str, value: &'a Value, found: &mut Vec<(String, &'a Value)>) {
+        let Value::Object(map) = value else { return };
+        for (key, child) in map {
+            let here = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+            if key == "application/json" && child.get("schema").is_some() {
+                found.push((here, child));
+            } else {
+                collect_media(&here, child, found);
+            }
+        }
     }
 }
