@@ -105,10 +105,19 @@ impl Service {
     /// Stops the app and starts it again, with `variables` instead of those it had, on the same
     /// database and state directory (as an operator changing its configuration does).
     pub async fn restart_with(&mut self, variables: &[(&str, &str)]) {
+        self.restart_on(&manifest(), variables).await;
+    }
+
+    /// As [`Self::restart_with`], with another build of the app (the `spin.toml` at `manifest`).
+    pub async fn restart_on(&mut self, manifest: &std::path::Path, variables: &[(&str, &str)]) {
         let spin = self.app.spin.clone();
         let fixture = self.cluster.as_ref().map(Cluster::fixture);
         let options = Self::options(fixture, self.dsn.as_deref(), variables);
-        let options = AppOptions { state_dir: Some(self.state.path().to_owned()), ..options };
+        let options = AppOptions {
+            source: test_support::AppSource::Manifest(manifest.to_owned()),
+            state_dir: Some(self.state.path().to_owned()),
+            ..options
+        };
         let app =
             SpinApp::start(&spin, &options).await.unwrap_or_else(|e| panic!("the app restarts under {spin}: {e:#}"));
         let old = std::mem::replace(&mut self.app, app);

@@ -101,7 +101,7 @@ on_every_spin!(bad_requests_get_clear_4xx_and_change_nothing, |service: Service|
     let not_found = service.get("/admin/integrations/nope").await.json();
     assert_eq!(not_found, json!({"detail": "Integration not found"}));
     let method = service.send(Method::DELETE, "/admin/integrations/facebook", &[], None).await;
-    assert_eq!(method.header("allow"), Some("GET, PUT, OPTIONS"));
+    assert_eq!(method.header("allow"), Some("GET, HEAD, PUT, OPTIONS"));
     assert_eq!(service.get("/admin/integrations/facebook").await.json(), before);
     // Spin itself answers a path no route matches.
     let unrouted = service.send_unchecked(Method::GET, "/admin/integrations/a/b", &[], None).await;

@@ -201,18 +201,27 @@ async fn the_pushed_artifact_is_the_tested_build_and_serves_the_api() {
         );
 
         // SQLite from the version tag, PostgreSQL from the commit-SHA tag.
-        let app = start(spin, &by_version, None, None).await;
-        acceptance(&Service::around(app, Backend::Sqlite, None, None)).await;
+        let (app, state) = start(spin, &by_version, None, None).await;
+        acceptance(&Service::around(app, Backend::Sqlite, None, None, state)).await;
 
         let fixture = PostgresFixture::shared().await.expect("PostgreSQL starts");
         let dsn = e2e::fresh_database(&fixture.dsn()).await;
-        let app = start(spin, &by_sha, Some(fixture), Some(&dsn)).await;
-        acceptance(&Service::around(app, Backend::Postgres, Some(Cluster::Shared(fixture)), Some(dsn))).await;
+        let (app, state) = start(spin, &by_sha, Some(fixture), Some(&dsn)).await;
+        acceptance(&Service::around(app, Backend::Postgres, Some(Cluster::Shared(fixture)), Some(dsn), state)).await;
     }
 }
 
-async fn start(spin: &Spin, reference: &str, fixture: Option<&PostgresFixture>, dsn: Option<&str>) -> SpinApp {
+/// `spin up --from` the reference, on a state directory of its own.
+async fn start(
+    spin: &Spin,
+    reference: &str,
+    fixture: Option<&PostgresFixture>,
+    dsn: Option<&str>,
+) -> (SpinApp, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("a state directory");
     let mut options = Service::options(fixture, dsn, &[]);
     options.source = AppSource::InsecureRegistry(reference.to_owned());
-    SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("{spin} serves {reference}: {e:#}"))
+    options.state_dir = Some(state.path().to_owned());
+    let app = SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("{spin} serves {reference}: {e:#}"));
+    (app, state)
 }

@@ -106,7 +106,7 @@ async fn sigterm_while_waiting(spin: &Spin, hold: Hold) -> Observed {
         let request = if i < gets {
             client.get(format!("{base}/admin/integrations/facebook"))
         } else {
-            client.put(format!("{base}/admin/integrations/chat_widget")).json(&json!({"settings": {"writer": i}}))
+            client.put(format!("{base}/admin/integrations/chat_widget")).json(&json!({"name": format!("writer {i}")}))
         };
         in_flight.push(tokio::spawn(async move { outcome(request.send().await) }));
     }

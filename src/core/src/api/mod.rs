@@ -109,7 +109,8 @@ impl Route {
         }
     }
 
-    /// Routes under `/admin`: bearer-guarded, CORS for the admin UI, never cached.
+    /// Routes under `/admin` (an unknown one can only be under its wildcard routes): bearer-guarded,
+    /// CORS for the admin UI, never cached.
     fn is_admin(self) -> bool {
         match self {
             Self::List
@@ -118,8 +119,9 @@ impl Route {
             | Self::Version(_)
             | Self::Restore(_)
             | Self::Keys
-            | Self::Reseal => true,
-            Self::Health | Self::Readiness | Self::Metrics | Self::OpenApi | Self::Unknown => false,
+            | Self::Reseal
+            | Self::Unknown => true,
+            Self::Health | Self::Readiness | Self::Metrics | Self::OpenApi => false,
         }
     }
 }
@@ -226,6 +228,8 @@ fn dispatch<C: Component>(call: &mut Call) -> Response {
     let route = call.route;
     let cors = (route.is_admin() || route == Route::OpenApi).then(|| CorsPolicy::from_variables(call.host));
     let mut response = match &cors {
+        // A path nothing serves is not found, whatever the method (as FastAPI's router answers).
+        _ if route == Route::Unknown => ApiError::NotFound("Not Found").into_response(),
         Some(cors) if CorsPolicy::is_preflight(&call.parts) => cors.preflight(&call.parts, route.methods()),
         _ if call.parts.method == Method::OPTIONS => options(route),
         _ => answer::<C>(call).unwrap_or_else(|error| error_response(error, &call.telemetry)),
@@ -260,6 +264,7 @@ fn answer<C: Component>(call: &mut Call) -> Result<Response, ApiError> {
         (Endpoint::History, Route::History) => history::list(call),
         (Endpoint::Keys, Route::Reseal) => keys::reseal(call),
         (Endpoint::Keys, Route::Keys) => keys::report(call),
+        // Answered in `dispatch`: Route::of gives these endpoints no other route.
         (Endpoint::History | Endpoint::Keys, _) => Err(ApiError::NotFound("Not Found")),
         (Endpoint::Health, _) => Ok(probes::health()),
         (Endpoint::Readiness, _) => Ok(probes::readiness(call)),

@@ -303,6 +303,8 @@ fn a_restore_is_a_new_version_with_etag_semantics() {
     assert_eq!((entry["action"].as_str(), entry["restored_from"].as_i64()), (Some("restore"), Some(1)));
     assert_eq!(host.call(Endpoint::History, history("POST", "chat_widget", "/99/restore"), "").0, 404);
     assert_eq!(host.call(Endpoint::History, history("GET", "chat_widget", "/restore"), "").0, 404);
+    let (status, headers, _) = host.call(Endpoint::History, history("POST", "chat_widget", "/abc/restore"), "");
+    assert_eq!((status, headers["cache-control"].to_str().unwrap()), (StatusCode::NOT_FOUND, "no-store"));
     assert_eq!(host.call(Endpoint::History, history("PUT", "chat_widget", ""), "").0, 405);
 }
 
