@@ -97,11 +97,12 @@ async fn one_spin_up_opens_at_most_its_pool_size_of_connections() {
             let (http, base) = (http.clone(), base.clone());
             tokio::spawn(async move {
                 for round in 0..ROUNDS {
-                    let body = json!({"settings": {"client": client, "round": round}});
+                    let body = json!({"name": format!("client {client} round {round}")});
+                    // no-cache: every read reaches PostgreSQL, as when the cache is off or cold.
                     let requests = [
                         http.put(format!("{base}/admin/integrations/chat_widget")).json(&body),
-                        http.get(format!("{base}/admin/integrations/facebook")),
-                        http.get(format!("{base}/admin/integrations/")),
+                        http.get(format!("{base}/admin/integrations/facebook")).header("cache-control", "no-cache"),
+                        http.get(format!("{base}/admin/integrations/")).header("cache-control", "no-cache"),
                     ];
                     for request in requests {
                         assert_eq!(request.send().await.unwrap().status(), 200);

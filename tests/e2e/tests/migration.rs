@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use e2e::{Backend, Service, Spin};
+use integrations_core::store::migrations::LATEST;
 use reqwest::Method;
 use serde_json::json;
 use test_support::{AppOptions, PostgresFixture, SpinApp};
@@ -144,7 +145,7 @@ pub const SLACK: IntegrationType = IntegrationType {
     // ... and a migration that seeds it.
     edit("src/core/src/store/migrations.rs", &|text| {
         let end = text.find("\n];\n").expect("the end of MIGRATIONS");
-        let next = text.matches("Migration {").count() as i64 + 1;
+        let next = LATEST + 1;
         let seed = format!(
             "\n    Migration {{ version: {next}, description: \"seed slack\", steps: &[Step::Seed(\"slack\")] }},"
         );
@@ -204,7 +205,7 @@ async fn a_third_integration_reaches_a_database_this_release_created() {
                     .await
                     .unwrap()
                     .get(0);
-                assert_eq!(latest, 3);
+                assert_eq!(latest, LATEST + 1);
             }
         }
     }
