@@ -73,6 +73,8 @@ resource "random_password" "metrics_token" {
   special = false
 }
 
+# The generated key of the keyring (its id is k1). The resource keeps the name it had when
+# the app took a single settings_encryption_key: renaming it would replace the key.
 resource "random_bytes" "settings_encryption_key" {
   length = 32
 
@@ -103,9 +105,9 @@ resource "kubernetes_secret_v1" "app" {
 
   data = {
     # null: generated; "" is kept (it turns the feature off).
-    ADMIN_TOKEN             = var.admin_token != null ? var.admin_token : random_password.admin_token.result
-    METRICS_TOKEN           = var.metrics_token != null ? var.metrics_token : random_password.metrics_token.result
-    SETTINGS_ENCRYPTION_KEY = var.settings_encryption_key != null ? var.settings_encryption_key : random_bytes.settings_encryption_key.base64
+    ADMIN_TOKEN      = var.admin_token != null ? var.admin_token : random_password.admin_token.result
+    METRICS_TOKEN    = var.metrics_token != null ? var.metrics_token : random_password.metrics_token.result
+    SETTINGS_KEYRING = var.settings_keyring != null ? var.settings_keyring : "k1:${random_bytes.settings_encryption_key.base64}"
   }
 
   depends_on = [kubernetes_manifest.namespace]

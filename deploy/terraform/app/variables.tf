@@ -57,8 +57,8 @@ variable "metrics_token" {
   sensitive   = true
 }
 
-variable "settings_encryption_key" {
-  description = "32 random bytes, base64, sealing secret settings at rest. null: generate one (kept: losing it makes sealed values unreadable)."
+variable "settings_keyring" {
+  description = "id:base64key[,id:base64key...], current key first (32 random bytes each), sealing settings at rest. null: k1 and a generated key (kept: losing a key makes what it sealed unreadable). To rotate: \"k2:NEW,k1:OLD\", then POST /admin/keys/reseal."
   type        = string
   default     = null
   sensitive   = true

@@ -233,6 +233,39 @@ fn every_yaml_file_under_deploy_and_github_parses() {
     }
 }
 
+/// Both workflows run `.ci/run`, whose end-to-end tests need real Spin CLIs: on GitHub there is
+/// no `../shared/spin`, so `.github/install-spin` must run first (it sets `SPIN_BIN`), and it
+/// pins a 3.6 (SpinKube's runtime, which release.yml pushes with) and a 4.x.
+#[test]
+fn the_workflows_install_spin_before_ci_run() {
+    for workflow in [".github/workflows/ci.yml", ".github/workflows/release.yml"] {
+        let doc = yaml_doc(workflow);
+        let jobs = doc["jobs"].as_mapping().expect("jobs");
+        let mut runs_ci = 0;
+        for (job, body) in jobs {
+            let runs: Vec<&str> =
+                seq(&body["steps"], "steps").iter().map(|s| s["run"].as_str().unwrap_or("")).collect();
+            let Some(ci) = runs.iter().position(|r| r.contains("bash .ci/run")) else { continue };
+            runs_ci += 1;
+            let install = runs.iter().position(|r| r.contains("bash .github/install-spin"));
+            assert!(
+                install.is_some_and(|i| i < ci),
+                "{workflow} job {job:?}: `bash .github/install-spin` must come before `bash .ci/run`"
+            );
+        }
+        assert_eq!(runs_ci, 1, "{workflow}: one job runs .ci/run");
+    }
+    let script = read(".github/install-spin");
+    let pins: Vec<(&str, &str)> =
+        script.lines().filter_map(|l| l.trim().strip_prefix('"')?.strip_suffix('"')?.split_once(' ')).collect();
+    assert!(pins.iter().all(|(_, sha)| sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit())), "{pins:?}");
+    assert!(
+        pins.first().is_some_and(|(v, _)| v.starts_with("3.6.")),
+        "3.6.x first (release.yml pushes with it): {pins:?}"
+    );
+    assert!(pins.iter().any(|(v, _)| v.starts_with("4.")), "a 4.x: {pins:?}");
+}
+
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
