@@ -38,19 +38,6 @@ pub fn put(call: &mut Call, authenticated: bool) -> Result<Response, ApiError> {
     let body = call.body()?;
     let content_type = call.header(CONTENT_TYPE.as_str());
     let update = IntegrationUpdate::parse(&id, content_type, &body).map_err(ApiError::Validation)?;
-    // A key holding NUL cannot have been stored before: refused here, as the store could not
-    // compare it.
-    if let Some(settings) = &update.settings {
-        let impossible: Vec<FieldError> = settings
-            .undeclared
-            .iter()
-            .filter(|name| name.contains('\0'))
-            .map(|name| FieldError::undeclared_setting(name))
-            .collect();
-        if !impossible.is_empty() {
-            return Err(ApiError::Validation(impossible));
-        }
-    }
     let conditions = write_conditions(call);
     let written =
         call.service(CacheUse::Writes)?.update(&id, update, conditions, call.actor(authenticated), call.retention())?;

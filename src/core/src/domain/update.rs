@@ -229,6 +229,9 @@ fn settings_field(
                 let (kind, msg) = field.kind.type_error();
                 errors.push(FieldError::at_setting(name, kind, msg));
             }
+            // PostgreSQL cannot hold or compare a key with NUL in it (jsonb refuses it): such an
+            // undeclared key is refused here, on both backends alike.
+            None if name.contains('\0') => errors.push(FieldError::undeclared_setting(name)),
             None => undeclared.push(name.clone()),
         }
     }
