@@ -88,8 +88,9 @@ pub struct ResealReport {
     pub resealed: u32,
     /// Rows that could not be opened (their key is not in the ring) and so stay as they are.
     pub unreadable: u32,
-    /// Rows still not on the current key, unreadable ones included.
-    pub remaining: i64,
+    /// Rows still not on the current key, unreadable ones included; `None` when the batch was cut
+    /// short by the database (what was re-sealed stays re-sealed: call again).
+    pub remaining: Option<i64>,
 }
 
 /// The service for one request.
@@ -281,12 +282,17 @@ impl<'a> Service<'a> {
                 continue;
             };
             let sealed = keyring.seal(&item.id, &settings)?;
-            // A row written meanwhile is already on the current key.
-            if self.store.replace_sealed(&item, &sealed)? {
-                resealed += 1;
+            // A row written meanwhile is already on the current key. Each row is its own commit:
+            // once one is in, trouble ends the batch with a report, never an error, so an error
+            // answer always means nothing changed.
+            match self.store.replace_sealed(&item, &sealed) {
+                Ok(true) => resealed += 1,
+                Ok(false) => {}
+                Err(error) if resealed == 0 => return Err(error),
+                Err(_) => return Ok(Some(ResealReport { resealed, unreadable, remaining: None })),
             }
         }
-        let remaining = self.report(&self.store.key_usage()?).on_old_keys;
+        let remaining = self.store.key_usage().ok().map(|usage| self.report(&usage).on_old_keys);
         Ok(Some(ResealReport { resealed, unreadable, remaining }))
     }
 
