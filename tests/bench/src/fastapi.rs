@@ -143,3 +143,13 @@ impl Drop for FastApi {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn without_the_anchor_the_comparison_is_skipped_with_a_reason() {
+        let root = tempfile::tempdir().unwrap();
+        let why = super::prepare(&root.path().join("repo")).err().expect("no baseline");
+        assert!(why.contains("fastapi_baseline.py"), "{why}");
+    }
+}

@@ -145,7 +145,7 @@ fn spins(flags: &[PathBuf]) -> Result<Vec<Spin>> {
     } else if let Some(list) = std::env::var("SPIN_BIN").ok().filter(|list| !list.trim().is_empty()) {
         list.split(':').filter(|path| !path.is_empty()).map(PathBuf::from).collect()
     } else {
-        let shared = test_support::workspace_root().join("../shared/spin");
+        let shared = test_support::workspace_root().join("../shared/spin").canonicalize().unwrap_or_default();
         let mut found: Vec<PathBuf> = std::fs::read_dir(shared)
             .map(|entries| entries.flatten().map(|entry| entry.path().join("spin")).filter(|p| p.is_file()).collect())
             .unwrap_or_default();
@@ -352,12 +352,13 @@ async fn main() -> Result<()> {
         Report::new(&run.options, &spins, run.baseline.as_ref().map(|b| b.description.clone()).map_err(Clone::clone));
     report.tools = tool_versions(&run.postgres).await?;
     for (pass, spin) in spins.iter().enumerate() {
+        report.background.push((format!("before {spin}"), report::busy_percent()));
         let on_postgres = run.postgres_pass(pass, spin, &mut report).await?;
         let on_sqlite = run.sqlite_pass(spin, &on_postgres).await?;
         report.tables.extend([on_postgres, on_sqlite]);
     }
+    report.background.push(("at the end".into(), report::busy_percent()));
     report.elapsed = started.elapsed();
-    report.load[1] = report::load_average();
     report.sizes = component_sizes()?;
 
     let markdown = report.render();
