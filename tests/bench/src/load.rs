@@ -1,41 +1,128 @@
-//! Load from a separate process: wrk for HTTP, pgbench for the floor. Both outputs are parsed
-//! into the same figures.
+//! Load from separate processes on the same machine: wrk for HTTP (with the server's resident
+//! memory sampled meanwhile), pgbench for the database floor. Both outputs are parsed into the
+//! same figures.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+
+use crate::Route;
 
 /// What one load run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
     pub requests_per_second: f64,
-    pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub mean_ms: Option<f64>,
     pub requests: u64,
-    /// Non-2xx/3xx responses, socket errors and timeouts (wrk), failed transactions (pgbench).
-    pub errors: u64,
+    /// Responses other than 2xx/3xx (wrk); failed transactions (pgbench).
+    pub non_2xx: u64,
+    /// Connect, read and write errors and timeouts (wrk).
+    pub socket_errors: u64,
 }
 
-/// `wrk` at `connections` concurrent connections; `script` is an optional Lua file.
-pub fn wrk(url: &str, connections: u32, duration: Duration, script: Option<&Path>) -> Result<Figures> {
-    let mut command = Command::new("wrk");
-    command
+impl Figures {
+    pub fn errors(&self) -> u64 {
+        self.non_2xx + self.socket_errors
+    }
+}
+
+/// A wrk run and the server's largest resident memory seen during it.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub figures: Figures,
+    pub peak_rss_bytes: u64,
+}
+
+/// The wrk Lua scripts for the routes: one file each, kept for the whole run.
+pub struct Scripts {
+    dir: tempfile::TempDir,
+}
+
+impl Scripts {
+    pub fn write() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("bench-wrk-").tempdir()?;
+        for route in crate::ROUTES {
+            std::fs::write(dir.path().join(format!("{}.lua", route.slug())), route.lua())?;
+        }
+        Ok(Self { dir })
+    }
+
+    fn of(&self, route: &Route) -> PathBuf {
+        self.dir.path().join(format!("{}.lua", route.slug()))
+    }
+}
+
+/// wrk on `route` of the server at `base_url`, while the resident memory of the process group
+/// `group` (the server's processes) is sampled.
+pub fn wrk(
+    base_url: &str,
+    group: u32,
+    route: &Route,
+    scripts: &Scripts,
+    connections: u32,
+    duration: Duration,
+) -> Result<Measured> {
+    let peak = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, running) = (peak.clone(), running.clone());
+        std::thread::spawn(move || {
+            while running.load(Ordering::Relaxed) {
+                peak.fetch_max(test_support::process_group_resident_bytes(group), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let output = Command::new("wrk")
+        // Two threads at most: the machine has two cores and the server needs them too.
         .arg(format!("-t{}", connections.min(2)))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{}s", duration.as_secs()))
-        .args(["--latency", "--timeout", "10s"]);
-    if let Some(script) = script {
-        command.arg("-s").arg(script);
-    }
-    let output = command.arg(url).output().context("running wrk (apt-get install wrk)")?;
+        .args(["--latency", "--timeout", "10s", "-s"])
+        .arg(scripts.of(route))
+        .arg(format!("{base_url}{}", route.path))
+        .output()
+        .context("running wrk");
+    running.store(false, Ordering::Relaxed);
+    let _ = sampler.join();
+    let output = output?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
     }
-    parse_wrk(&text)
+    Ok(Measured { figures: parse_wrk(&text)?, peak_rss_bytes: peak.load(Ordering::Relaxed) })
+}
+
+/// wrk is the load generator; when it is missing and this runs as root (as on the project's
+/// machines), Debian's package is installed, else the run stops saying what to install.
+pub fn ensure_wrk() -> Result<()> {
+    if on_path("wrk") {
+        return Ok(());
+    }
+    let as_root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status.lines().any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
+    });
+    if !as_root || !on_path("apt-get") {
+        bail!("wrk is not installed: install the Debian package `wrk` (apt-get install wrk)");
+    }
+    eprintln!("wrk is missing: apt-get install wrk");
+    let install = || Command::new("apt-get").args(["install", "-y", "-q", "wrk"]).status().is_ok_and(|s| s.success());
+    if !install() {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        if !install() {
+            bail!("wrk is not installed and `apt-get install wrk` failed: install the Debian package `wrk`");
+        }
+    }
+    Ok(())
+}
+
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn parse_wrk(text: &str) -> Result<Figures> {
@@ -44,18 +131,16 @@ fn parse_wrk(text: &str) -> Result<Figures> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["Requests/sec:", rate] => figures.requests_per_second = rate.parse()?,
-            ["50%", value] => figures.p50_ms = Some(milliseconds(value)?),
             ["99%", value] => figures.p99_ms = Some(milliseconds(value)?),
             ["Latency", mean, ..] if mean.starts_with(|c: char| c.is_ascii_digit()) => {
                 figures.mean_ms = Some(milliseconds(mean)?)
             }
             [count, "requests", "in", ..] => figures.requests = count.parse()?,
-            ["Non-2xx", "or", "3xx", "responses:", count] => figures.errors += count.parse::<u64>()?,
+            ["Non-2xx", "or", "3xx", "responses:", count] => figures.non_2xx = count.parse()?,
             ["Socket", "errors:", rest @ ..] => {
                 // "connect 0, read 0, write 0, timeout 0"
-                for number in rest.iter().filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok()) {
-                    figures.errors += number;
-                }
+                figures.socket_errors =
+                    rest.iter().filter_map(|word| word.trim_end_matches(',').parse::<u64>().ok()).sum();
             }
             _ => {}
         }
@@ -78,19 +163,35 @@ fn milliseconds(value: &str) -> Result<f64> {
     })
 }
 
-/// pgbench with one custom script, extended protocol (parse, bind, execute per statement,
-/// as the host's client does), `clients` connections.
-pub fn pgbench(dsn: &str, script: &Path, clients: u32, duration: Duration) -> Result<Figures> {
-    let output = Command::new("pgbench")
+/// pgbench running `route`'s statement, extended protocol (parse, bind, execute, as Spin's
+/// client does), `clients` connections. The values are pgbench variables (`-D`), which the
+/// extended protocol binds as parameters, as the store binds them; a NULL is written inline.
+pub fn pgbench(dsn: &str, route: &Route, clients: u32, duration: Duration) -> Result<Figures> {
+    let (mut sql, values) = (route.statement)();
+    let mut command = Command::new("pgbench");
+    // From the highest number down, so that `$1` does not eat the start of `$10`.
+    for (index, value) in values.iter().enumerate().rev() {
+        let placeholder = format!("${}", index + 1);
+        match value {
+            Some(value) => {
+                sql = sql.replace(&placeholder, &format!(":p{}", index + 1));
+                command.arg("-D").arg(format!("p{}={value}", index + 1));
+            }
+            None => sql = sql.replace(&placeholder, "NULL"),
+        }
+    }
+    let mut script = tempfile::Builder::new().suffix(".sql").tempfile()?;
+    std::io::Write::write_all(&mut script, format!("{sql};\n").as_bytes())?;
+    let output = command
         .args(["--no-vacuum", "--protocol=extended"])
         .arg(format!("--client={clients}"))
         .arg(format!("--jobs={}", clients.min(2)))
         .arg(format!("--time={}", duration.as_secs()))
         .arg("--file")
-        .arg(script)
+        .arg(script.path())
         .arg(dsn)
         .output()
-        .context("running pgbench")?;
+        .context("running pgbench (it comes with the PostgreSQL client, e.g. postgresql-client-15)")?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
@@ -108,7 +209,7 @@ fn parse_pgbench(text: &str) -> Result<Figures> {
         } else if let Some(rest) = line.strip_prefix("number of transactions actually processed: ") {
             figures.requests = rest.split(|c: char| !c.is_ascii_digit()).next().context("count")?.parse()?;
         } else if let Some(rest) = line.strip_prefix("number of failed transactions: ") {
-            figures.errors = rest.split_whitespace().next().context("failures")?.parse()?;
+            figures.non_2xx = rest.split_whitespace().next().context("failures")?.parse()?;
         }
     }
     if figures.requests == 0 {
@@ -126,8 +227,9 @@ mod tests {
         let text = "Running 5s test @ http://127.0.0.1:1/x\n  2 threads and 16 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     2.10ms    1.00ms  20.00ms   90.00%\n    Req/Sec   811.64     31.15     0.87k    69.05%\n  Latency Distribution\n     50%    1.90ms\n     75%    2.40ms\n     90%    3.00ms\n     99%   12.50ms\n  12000 requests in 5.00s, 1.2MB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 4\nRequests/sec:   2400.50\nTransfer/sec:    240KB\n";
         let figures = parse_wrk(text).unwrap();
         assert_eq!(figures.requests, 12000);
-        assert_eq!(figures.errors, 7);
-        assert_eq!((figures.p50_ms, figures.p99_ms), (Some(1.9), Some(12.5)));
+        assert_eq!((figures.non_2xx, figures.socket_errors), (4, 3));
+        assert_eq!(figures.p99_ms, Some(12.5));
+        assert_eq!(figures.mean_ms, Some(2.1));
         assert_eq!(figures.requests_per_second, 2400.5);
         assert_eq!(milliseconds("850.00us").unwrap(), 0.85);
     }
@@ -136,7 +238,7 @@ mod tests {
     fn pgbench_output_is_read() {
         let text = "number of transactions actually processed: 300000\nnumber of failed transactions: 0 (0.000%)\nlatency average = 0.053 ms\ntps = 60000.123456 (without initial connection time)\n";
         let figures = parse_pgbench(text).unwrap();
-        assert_eq!((figures.requests, figures.errors), (300000, 0));
+        assert_eq!((figures.requests, figures.errors()), (300000, 0));
         assert_eq!(figures.mean_ms, Some(0.053));
         assert_eq!(figures.requests_per_second, 60000.123456);
     }

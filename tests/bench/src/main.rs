@@ -1,151 +1,453 @@
-//! The benchmark (not part of the test run): the built components under the test host in a
-//! child process, loaded by wrk from another, on a throwaway PostgreSQL and on SQLite, with
-//! the same SQL driven straight at PostgreSQL by pgbench as the floor. Writes a Markdown
-//! report (default `tests/bench/results.md`).
+//! The benchmark: a report, never a test (it asserts nothing about speed). For each Spin CLI it
+//! measures, the app (the project's `spin.toml` and built components) under a real `spin up`,
+//! on a throwaway PostgreSQL and on the SQLite default, side by side in the same run with the
+//! FastAPI service it replaces and with a Spin floor (one `pg4` statement per request), all
+//! loaded by wrk; and, once, pgbench sending the same SQL straight to PostgreSQL. Writes a
+//! Markdown report (default `tests/bench/results.md`).
 //!
-//! Usage: cargo run -p bench --release -- [--seconds N] [--out FILE] [--only postgres|sqlite]
+//! Usage: cargo run -p bench --release -- [--seconds N] [--connections 16,64] [--spin PATH]...
+//!        [--out FILE]
 
+mod fastapi;
 mod load;
 mod report;
-mod service;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
-use spin_test_host::PostgresFixture;
+use anyhow::{bail, Context as _, Result};
+use integrations_core::store::postgres_statements;
+use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
 
-use load::Figures;
-use report::{Instantiation, Report, Row};
-use service::{Backend, ServiceProcess};
+use fastapi::{Baseline, FastApi};
+use load::{Measured, Scripts};
+use report::{Backend, Report, Row, Table};
 
-pub const CONCURRENCY: [u32; 3] = [1, 16, 64];
-pub const LIST_SIZES: [usize; 3] = [2, 100, 1000];
+/// The integration the benchmark reads and writes: `facebook` as the app and the FastAPI
+/// baseline both seed it.
+const ID: &str = "facebook";
+const NAME: &str = "Facebook Messenger";
+const DESCRIPTION: &str = "Connect with Facebook Messenger";
+/// Its settings as the store binds them (serde_json's compact text).
+const SETTINGS: &str = r#"{"page_access_token":"","secret":"","verify":"ai-chatbot-framework"}"#;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// A route under load.
+pub struct Route {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    /// The statement the app's PostgreSQL store sends for this route and the values it binds
+    /// for the benchmark's request (`None`: NULL). pgbench runs it; the Spin floor component
+    /// (`floor/src/lib.rs`, `statement`) sends the same.
+    pub statement: fn() -> (String, Vec<Option<String>>),
+}
+
+/// The routes, in report order: what the admin UI calls.
+pub const ROUTES: [Route; 3] = [
+    Route {
+        name: "GET list",
+        method: "GET",
+        path: "/admin/integrations/",
+        statement: || (postgres_statements::list(), vec![]),
+    },
+    Route {
+        name: "GET item",
+        method: "GET",
+        path: "/admin/integrations/facebook",
+        statement: || (postgres_statements::get(), vec![Some(ID.into())]),
+    },
+    Route {
+        name: "PUT item",
+        method: "PUT",
+        path: "/admin/integrations/facebook",
+        // As the UI toggles it; pgbench cannot alternate, and writing `true` over `true` costs
+        // PostgreSQL the same (a new row version either way).
+        statement: || {
+            let values = [ID, NAME, DESCRIPTION, "true", SETTINGS].map(|value| Some(value.to_owned()));
+            (postgres_statements::update(), values.into_iter().chain([None]).collect())
+        },
+    },
+];
+
+/// The list grows to these sizes after the main cells (16 connections).
+const LIST_SIZES: [usize; 2] = [100, 1000];
+const GROWTH_CONNECTIONS: u32 = 16;
+
+impl Route {
+    fn slug(&self) -> String {
+        self.name.to_ascii_lowercase().replace(' ', "-")
+    }
+
+    /// The wrk script: a GET, or the admin UI's PUT of the whole object with `status`
+    /// toggled on every request (per wrk thread).
+    fn lua(&self) -> String {
+        if self.method != "PUT" {
+            return format!("wrk.method = \"{}\"\n", self.method);
+        }
+        format!(
+            "local bodies = {{ [[{}]], [[{}]] }}\n\
+             local n = 0\n\
+             request = function()\n\
+             \x20 n = n + 1\n\
+             \x20 return wrk.format(\"PUT\", nil, {{ [\"Content-Type\"] = \"application/json\" }}, bodies[n % 2 + 1])\n\
+             end\n",
+            put_body(true),
+            put_body(false)
+        )
+    }
+}
+
+/// The body the admin UI sends: the whole integration it holds.
+fn put_body(status: bool) -> String {
+    format!(r#"{{"id":"{ID}","name":"{NAME}","description":"{DESCRIPTION}","status":{status},"settings":{SETTINGS}}}"#)
+}
+
+struct Options {
+    duration: Duration,
+    connections: Vec<u32>,
+    spins: Vec<PathBuf>,
+    out: PathBuf,
+}
+
+impl Options {
+    fn parse() -> Result<Self> {
+        let mut options = Options {
+            duration: Duration::from_secs(8),
+            connections: vec![16, 64],
+            spins: Vec::new(),
+            out: test_support::workspace_root().join("tests/bench/results.md"),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--seconds" => options.duration = Duration::from_secs(value()?.parse()?),
+                "--connections" => {
+                    options.connections = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?
+                }
+                "--spin" => options.spins.push(value()?.into()),
+                "--out" => options.out = value()?.into(),
+                other => bail!(
+                    "unknown argument {other}; usage: bench [--seconds N] [--connections 16,64] [--spin PATH]... [--out FILE]"
+                ),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// `--spin` paths, else `SPIN_BIN` (separated by `:`), else the shared CLIs beside the
+/// repository (`../shared/spin/*/spin`), else `spin` on PATH.
+fn spins(flags: &[PathBuf]) -> Result<Vec<Spin>> {
+    let paths = if !flags.is_empty() {
+        flags.to_vec()
+    } else if let Some(list) = std::env::var("SPIN_BIN").ok().filter(|list| !list.trim().is_empty()) {
+        list.split(':').filter(|path| !path.is_empty()).map(PathBuf::from).collect()
+    } else {
+        let shared = test_support::workspace_root().join("../shared/spin").canonicalize().unwrap_or_default();
+        let mut found: Vec<PathBuf> = std::fs::read_dir(shared)
+            .map(|entries| entries.flatten().map(|entry| entry.path().join("spin")).filter(|p| p.is_file()).collect())
+            .unwrap_or_default();
+        found.sort();
+        if found.is_empty() {
+            vec![PathBuf::from("spin")]
+        } else {
+            found
+        }
+    };
+    paths.iter().map(|path| Spin::at(path)).collect()
+}
+
+/// The app's components and the floor's, as `spin.toml`'s build commands make them (a no-op
+/// when they are up to date; measuring stale components would be worse than the wait).
+fn build_components() -> Result<()> {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(test_support::workspace_root()).args([
+        "build",
+        "--locked",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+    ]);
+    for package in [
+        "integrations-list",
+        "integrations-item",
+        "integrations-health",
+        "integrations-readiness",
+        "integrations-metrics",
+        "integrations-openapi",
+        "bench-floor",
+    ] {
+        command.args(["-p", package]);
+    }
+    if !command.status().context("running cargo")?.success() {
+        bail!("building the components failed");
+    }
+    Ok(())
+}
+
+/// Each component of the app's and the floor's manifests, and the size of its built `.wasm`.
+fn component_sizes() -> Result<Vec<(String, u64)>> {
+    let root = test_support::workspace_root();
+    let mut sizes = Vec::new();
+    for manifest in [root.join("spin.toml"), root.join("tests/bench/floor/spin.toml")] {
+        let text = std::fs::read_to_string(&manifest)?;
+        let mut component = None;
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix("[component.").and_then(|rest| rest.strip_suffix(']')) {
+                component = Some(name.to_owned());
+            } else if let Some(source) = line.strip_prefix("source = \"").and_then(|rest| rest.strip_suffix('"')) {
+                let path = manifest.parent().context("a directory")?.join(source);
+                let bytes = std::fs::metadata(&path).with_context(|| format!("{}", path.display()))?.len();
+                sizes.push((component.clone().context("a source outside a component")?, bytes));
+            }
+        }
+    }
+    Ok(sizes)
+}
+
+/// What every pass shares.
+struct Run {
+    options: Options,
+    scripts: Scripts,
+    postgres: PostgresFixture,
+    baseline: Result<Baseline, String>,
+    started: Instant,
+}
+
+impl Run {
+    fn progress(&self, what: &str) {
+        eprintln!("[{:>4} s] {what}", self.started.elapsed().as_secs());
+    }
+
+    fn measure(&self, label: &str, base_url: &str, group: u32, route: &Route, connections: u32) -> Result<Measured> {
+        self.progress(&format!("  {label}: {} c={connections}", route.name));
+        load::wrk(base_url, group, route, &self.scripts, connections, self.options.duration)
+            .with_context(|| format!("{label}, {} at {connections} connections", route.name))
+    }
+
+    /// The app, the floor and FastAPI on PostgreSQL, cell by cell, back to back, so that the
+    /// machine's drift hits the three alike. The first pass also runs the pgbench floor.
+    async fn postgres_pass(&self, pass: usize, spin: &Spin, report: &mut Report) -> Result<Table> {
+        let admin = self.postgres.dsn();
+        let host = self.postgres.host_port();
+        let app_dsn = fresh_database(&admin, &format!("bench_app_{pass}")).await?;
+        self.progress(&format!("{spin}, PostgreSQL: starting the app, the floor and FastAPI"));
+        let app = SpinApp::start(
+            spin,
+            &AppOptions::manifest(test_support::workspace_root().join("spin.toml"))
+                .variable("db_dsn", &app_dsn)
+                .variable("db_host", &host)
+                .variable("db_backend", "postgres")
+                .variable("log_level", "warn"),
+        )
+        .await?;
+        // The app's first request creates and seeds the schema, which the floor then reads.
+        warm_up("app", app.base_url(), false).await?;
+        let floor = SpinApp::start(
+            spin,
+            &AppOptions::manifest(test_support::workspace_root().join("tests/bench/floor/spin.toml"))
+                .variable("db_dsn", &app_dsn)
+                .variable("db_host", &host),
+        )
+        .await?;
+        warm_up("floor", floor.base_url(), true).await?;
+        let fastapi = match &self.baseline {
+            Ok(baseline) => {
+                let dsn = fresh_database(&admin, &format!("bench_fastapi_{pass}")).await?;
+                let fastapi = FastApi::start(baseline, &dsn).await?;
+                warm_up("FastAPI", fastapi.base_url(), false).await?;
+                Some((fastapi, dsn))
+            }
+            Err(_) => None,
+        };
+
+        let mut table = Table::new(spin, Backend::Postgres);
+        let cell = |route: &Route, label: String, connections: u32| -> Result<Row> {
+            let fastapi = fastapi
+                .as_ref()
+                .map(|(fastapi, _)| self.measure("FastAPI", fastapi.base_url(), fastapi.group(), route, connections))
+                .transpose()?;
+            let app = self.measure("app", app.base_url(), app.pid(), route, connections)?;
+            let floor = self.measure("floor", floor.base_url(), floor.pid(), route, connections)?;
+            Ok(Row { route: label, connections, fastapi, app, floor: Some(floor) })
+        };
+        for route in &ROUTES {
+            for &connections in &self.options.connections {
+                table.rows.push(cell(route, route.name.into(), connections)?);
+            }
+        }
+        if report.pgbench.is_empty() {
+            for route in &ROUTES {
+                for &clients in &self.options.connections {
+                    self.progress(&format!("  pgbench: {} c={clients}", route.name));
+                    report.pgbench.push((
+                        route.name,
+                        clients,
+                        load::pgbench(&app_dsn, route, clients, self.options.duration)?,
+                    ));
+                }
+            }
+        }
+        for size in LIST_SIZES {
+            grow_postgres(&app_dsn, "integrations", size).await?;
+            if let Some((_, dsn)) = &fastapi {
+                grow_postgres(dsn, "fa_integrations", size).await?;
+            }
+            let label = format!("{}, {size} rows", ROUTES[0].name);
+            table.rows.push(cell(&ROUTES[0], label, GROWTH_CONNECTIONS)?);
+        }
+        app.stop().await?;
+        floor.stop().await?;
+        Ok(table)
+    }
+
+    /// The app on the SQLite default (`spin up` with no DSN); FastAPI has no SQLite mode and
+    /// the floor is PostgreSQL's, so those columns repeat the PostgreSQL pass's FastAPI figures.
+    async fn sqlite_pass(&self, spin: &Spin, on_postgres: &Table) -> Result<Table> {
+        self.progress(&format!("{spin}, SQLite: starting the app"));
+        let app = SpinApp::start(
+            spin,
+            &AppOptions::manifest(test_support::workspace_root().join("spin.toml")).variable("log_level", "warn"),
+        )
+        .await?;
+        warm_up("app", app.base_url(), false).await?;
+        let mut table = Table::new(spin, Backend::Sqlite);
+        let cell = |route: &Route, label: String, connections: u32| -> Result<Row> {
+            let app = self.measure("app", app.base_url(), app.pid(), route, connections)?;
+            let fastapi = on_postgres.row(&label, connections).and_then(|row| row.fastapi.clone());
+            Ok(Row { route: label, connections, fastapi, app, floor: None })
+        };
+        for route in &ROUTES {
+            for &connections in &self.options.connections {
+                table.rows.push(cell(route, route.name.into(), connections)?);
+            }
+        }
+        for size in LIST_SIZES {
+            grow_sqlite(&app.state_dir().join("sqlite_db.db"), size).await?;
+            table.rows.push(cell(&ROUTES[0], format!("{}, {size} rows", ROUTES[0].name), GROWTH_CONNECTIONS)?);
+        }
+        app.stop().await?;
+        Ok(table)
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("serve") {
-        return service::serve_child(args.collect()).await;
+    let options = Options::parse()?;
+    let started = Instant::now();
+    load::ensure_wrk()?;
+    if !load::on_path("pgbench") {
+        bail!("pgbench is not installed: it comes with the PostgreSQL client (apt-get install postgresql-client-15)");
     }
-    let mut seconds = 5;
-    let mut backends = vec![Backend::Postgres, Backend::Sqlite];
-    let mut out = workspace_root().join("tests/bench/results.md");
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--seconds" => seconds = args.next().context("--seconds N")?.parse()?,
-            "--out" => out = args.next().context("--out FILE")?.into(),
-            "--only" => {
-                backends = match args.next().as_deref() {
-                    Some("postgres") => vec![Backend::Postgres],
-                    Some("sqlite") => vec![Backend::Sqlite],
-                    _ => anyhow::bail!("--only postgres|sqlite"),
-                }
-            }
-            other => anyhow::bail!("unknown argument {other}"),
-        }
+    let spins = spins(&options.spins)?;
+    build_components()?;
+    let baseline = fastapi::prepare(&test_support::workspace_root());
+    if let Err(why) = &baseline {
+        eprintln!("SKIPPING the FastAPI comparison: {why}");
     }
-    let duration = Duration::from_secs(seconds);
-    let mut report = Report::new(duration);
-
-    eprintln!("== instantiation cost and sizes");
-    report.instantiation = instantiation().await?;
-
-    let postgres = PostgresFixture::start().await?;
-    for backend in backends {
-        eprintln!("== {backend:?}");
-        let service = ServiceProcess::start(backend, &postgres).await?;
-        service.warm_up().await?;
-        if backend == Backend::Postgres {
-            let (figures, _) = service.load("/health", None, 16, duration)?;
-            report.rows.push(Row::new("health (no database)", backend.name(), 16, figures, None));
-        }
-        for (endpoint, path) in [("list", "/admin/integrations"), ("get", "/admin/integrations/facebook")] {
-            for concurrency in CONCURRENCY {
-                let (figures, rss) = service.load(path, None, concurrency, duration)?;
-                report.rows.push(Row::new(endpoint, backend.name(), concurrency, figures, Some(rss)));
-            }
-        }
-        let put_script = service::put_script()?;
-        for concurrency in CONCURRENCY {
-            let (figures, rss) =
-                service.load("/admin/integrations/facebook", Some(put_script.path()), concurrency, duration)?;
-            report.rows.push(Row::new("put", backend.name(), concurrency, figures, Some(rss)));
-        }
-        if backend == Backend::Postgres {
-            report.floor = floor(service.dsn().context("a DSN")?, duration)?;
-        }
-        for size in LIST_SIZES.into_iter().skip(1) {
-            service.grow_to(size).await?;
-            let (figures, rss) = service.load("/admin/integrations", None, 16, duration)?;
-            report.growth.push(Row::new(&format!("list, {size} rows"), backend.name(), 16, figures, Some(rss)));
-        }
-        report.peak_rss_kib.push((backend.name(), service.peak_rss_kib()?));
+    let run = Run { scripts: Scripts::write()?, postgres: PostgresFixture::start().await?, baseline, started, options };
+    let mut report =
+        Report::new(&run.options, &spins, run.baseline.as_ref().map(|b| b.description.clone()).map_err(Clone::clone));
+    report.tools = tool_versions(&run.postgres).await?;
+    for (pass, spin) in spins.iter().enumerate() {
+        report.background.push((format!("before {spin}"), report::busy_percent()));
+        let on_postgres = run.postgres_pass(pass, spin, &mut report).await?;
+        let on_sqlite = run.sqlite_pass(spin, &on_postgres).await?;
+        report.tables.extend([on_postgres, on_sqlite]);
     }
-    drop(postgres);
+    report.background.push(("at the end".into(), report::busy_percent()));
+    report.elapsed = started.elapsed();
+    report.sizes = component_sizes()?;
 
     let markdown = report.render();
-    std::fs::write(&out, &markdown).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&run.options.out, &markdown).with_context(|| format!("writing {}", run.options.out.display()))?;
     println!("{markdown}");
-    eprintln!("written to {}", out.display());
+    eprintln!("written to {} after {} s", run.options.out.display(), report.elapsed.as_secs());
     Ok(())
 }
 
-/// Store and instance creation per component, as each request pays it.
-async fn instantiation() -> Result<Vec<Instantiation>> {
-    let manifest = workspace_root().join("spin.toml");
-    let app = spin_test_host::TestApp::start(spin_test_host::TestAppOptions {
-        manifest: manifest.clone(),
-        ..Default::default()
-    })
-    .await?;
-    let parsed = spin_test_host::manifest::AppManifest::load(&manifest)?;
-    let mut rows = Vec::new();
-    for (id, component) in &parsed.components {
-        app.measure_instantiation(id, 50).await?; // warm-up
-        let mut samples = app.measure_instantiation(id, 500).await?;
-        samples.sort();
-        let size = std::fs::metadata(&component.source)?.len();
-        rows.push(Instantiation {
-            component: id.clone(),
-            size_bytes: size,
-            p50: samples[samples.len() / 2],
-            p99: samples[samples.len() * 99 / 100],
-        });
-    }
-    Ok(rows)
-}
-
-/// The service's SQL, straight at PostgreSQL: what a request could cost at best.
-fn floor(dsn: &str, duration: Duration) -> Result<Vec<(String, u32, Figures)>> {
-    let scripts = [
-        ("list", integrations_core::store::postgres_statements::list()),
-        ("get", integrations_core::store::postgres_statements::get().replace("$1", "'facebook'")),
-        ("put", put_statement()),
-    ];
-    let mut rows = Vec::new();
-    for (name, sql) in scripts {
-        let mut file = tempfile::NamedTempFile::new()?;
-        std::io::Write::write_all(&mut file, format!("{sql};\n").as_bytes())?;
-        for concurrency in CONCURRENCY {
-            rows.push((name.to_string(), concurrency, load::pgbench(dsn, file.path(), concurrency, duration)?));
+/// A few requests on every route before measuring: the app's first request creates the schema,
+/// and Spin's first request on a component, or FastAPI's first on a route, costs more. The
+/// floor answers with its row count, which must not be 0: on Spin 4.x a zero-row query would
+/// hang (the client's timeout turns that into an error here rather than a stuck run).
+async fn warm_up(label: &str, base_url: &str, floor: bool) -> Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    for route in &ROUTES {
+        for status in [true, false, true] {
+            let mut request = client.request(route.method.parse()?, format!("{base_url}{}", route.path));
+            if route.method == "PUT" {
+                request = request.header("content-type", "application/json").body(put_body(status));
+            }
+            let response = request.send().await.with_context(|| format!("{label}: {} {}", route.method, route.path))?;
+            let code = response.status();
+            let body = response.text().await?;
+            if !code.is_success() || (floor && body.trim().parse::<u64>().unwrap_or(0) == 0) {
+                bail!("{label}: {} {} answered {code}: {body}", route.method, route.path);
+            }
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
-/// The PUT's statement with the bench's body (`{"status": true}`) inlined.
-fn put_statement() -> String {
-    integrations_core::store::postgres_statements::update()
-        .replace("$1::text", "'facebook'::text")
-        .replace("$2::text", "NULL::text")
-        .replace("$3::text", "NULL::text")
-        .replace("$4::boolean", "true::boolean")
-        .replace("$5::text", "NULL::text")
-        .replace("$6::int8[]", "NULL::int8[]")
+/// wrk's, pgbench's and the server's versions, for the report's header.
+async fn tool_versions(postgres: &PostgresFixture) -> Result<Vec<String>> {
+    let first_line = |program: &str, arg: &str| -> Result<String> {
+        let output = Command::new(program).arg(arg).output()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        // wrk -v: "wrk 4.1.0 [epoll] Copyright (C) ..."
+        Ok(text.lines().next().unwrap_or(program).split(" Copyright").next().unwrap_or(program).trim().to_owned())
+    };
+    let (client, connection) = tokio_postgres::connect(&postgres.dsn(), tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let server: String = client.query_one("SHOW server_version", &[]).await?.get(0);
+    Ok(vec![first_line("wrk", "-v")?, first_line("pgbench", "--version")?, format!("PostgreSQL server {server}")])
+}
+
+async fn fresh_database(admin_dsn: &str, name: &str) -> Result<String> {
+    let (client, connection) = tokio_postgres::connect(admin_dsn, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    // Two calls: one multi-statement string would run as a transaction, which these refuse.
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    admin_dsn.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).context("a DSN with a database")
+}
+
+/// Adds integrations to `table` (the app's and the baseline's share these columns) until it
+/// holds `size`.
+async fn grow_postgres(dsn: &str, table: &str, size: usize) -> Result<()> {
+    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {table} (id, name, description, status, settings)
+                 SELECT 'bench_' || g, 'Bench ' || g, 'A benchmark integration', g % 2 = 0,
+                        jsonb_build_object('token', md5(g::text), 'n', g)
+                 FROM generate_series((SELECT count(*) FROM {table}) + 1, $1::int8) AS g"
+            ),
+            &[&(size as i64)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The same for the SQLite default, in the file Spin keeps in its state directory.
+async fn grow_sqlite(path: &Path, size: usize) -> Result<()> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let connection = rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        connection.execute(
+            "WITH RECURSIVE g(n) AS (SELECT (SELECT count(*) FROM integrations) + 1
+                                     UNION ALL SELECT n + 1 FROM g WHERE n < ?1)
+             INSERT INTO integrations (id, name, description, status, settings, created_at, updated_at)
+             SELECT 'bench_' || n, 'Bench ' || n, 'A benchmark integration', n % 2,
+                    json_object('token', hex(randomblob(16)), 'n', n), now, now
+             FROM g, (SELECT max(created_at) AS now FROM integrations)",
+            [size as i64],
+        )?;
+        Ok(())
+    })
+    .await?
 }

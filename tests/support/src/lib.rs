@@ -5,7 +5,7 @@ pub mod postgres;
 pub mod spin;
 
 pub use postgres::PostgresFixture;
-pub use spin::{AppOptions, AppSource, LogLine, Spin, SpinApp};
+pub use spin::{process_group_resident_bytes, AppOptions, AppSource, LogLine, Spin, SpinApp};
 
 use std::path::{Path, PathBuf};
 

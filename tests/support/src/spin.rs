@@ -212,17 +212,12 @@ impl SpinApp {
 
     /// Every process of the app: `spin up` and the trigger it started.
     pub fn process_ids(&self) -> Vec<u32> {
-        let group = self.child.id();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return vec![group] };
-        entries
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| process_group_of(*pid) == Some(group))
-            .collect()
+        process_group_members(self.child.id())
     }
 
     /// Resident memory of all the app's processes, in bytes (from /proc).
     pub fn resident_bytes(&self) -> u64 {
-        self.process_ids().into_iter().filter_map(resident_bytes_of).sum()
+        process_group_resident_bytes(self.child.id())
     }
 
     /// What Spin itself printed (not the components: see [`Self::logs`]).
@@ -305,6 +300,21 @@ impl Drop for SpinApp {
 
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Every live process of the process group `group` (from /proc).
+fn process_group_members(group: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return vec![group] };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| process_group_of(*pid) == Some(group))
+        .collect()
+}
+
+/// Resident memory of every process of the group `group`, in bytes: for any server started
+/// in a group of its own (`spin up` and its trigger, or uvicorn and its workers).
+pub fn process_group_resident_bytes(group: u32) -> u64 {
+    process_group_members(group).into_iter().filter_map(resident_bytes_of).sum()
 }
 
 /// Field 5 of /proc/PID/stat (after the parenthesised command name, which may hold spaces).
