@@ -9,6 +9,9 @@
 //!        [--out FILE]
 
 mod fastapi;
+/// The Spin floor's statements, shared with its component.
+#[path = "../floor/src/statement.rs"]
+mod statement;
 mod load;
 mod report;
 
@@ -17,7 +20,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use integrations_core::store::postgres_statements;
+use spin_sdk::pg4::ParameterValue;
+use statement::statement;
 use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
 
 use fastapi::{Baseline, FastApi};
@@ -29,8 +33,8 @@ use report::{Backend, Report, Row, Table};
 const ID: &str = "facebook";
 const NAME: &str = "Facebook Messenger";
 const DESCRIPTION: &str = "Connect with Facebook Messenger";
-/// Its settings as the store binds them (serde_json's compact text).
-const SETTINGS: &str = r#"{"page_access_token":"","secret":"","verify":"ai-chatbot-framework"}"#;
+/// Its settings, as the admin UI sends them.
+const SETTINGS: &str = r#"{"verify":"ai-chatbot-framework","secret":"","page_access_token":""}"#;
 
 /// A route under load.
 pub struct Route {
@@ -45,30 +49,34 @@ pub struct Route {
 
 /// The routes, in report order: what the admin UI calls.
 pub const ROUTES: [Route; 3] = [
-    Route {
-        name: "GET list",
-        method: "GET",
-        path: "/admin/integrations/",
-        statement: || (postgres_statements::list(), vec![]),
-    },
-    Route {
-        name: "GET item",
-        method: "GET",
-        path: "/admin/integrations/facebook",
-        statement: || (postgres_statements::get(), vec![Some(ID.into())]),
-    },
-    Route {
-        name: "PUT item",
-        method: "PUT",
-        path: "/admin/integrations/facebook",
-        // As the UI toggles it; pgbench cannot alternate, and writing `true` over `true` costs
-        // PostgreSQL the same (a new row version either way).
-        statement: || {
-            let values = [ID, NAME, DESCRIPTION, "true", SETTINGS].map(|value| Some(value.to_owned()));
-            (postgres_statements::update(), values.into_iter().chain([None]).collect())
-        },
-    },
+    Route { name: "GET list", method: "GET", path: "/admin/integrations/", statement: || floor("GET", None) },
+    Route { name: "GET item", method: "GET", path: "/admin/integrations/facebook", statement: || floor("GET", Some(ID)) },
+    // As the UI toggles it; pgbench cannot alternate, and writing `true` over `true` costs
+    // PostgreSQL the same (a new row version and a history row either way).
+    Route { name: "PUT item", method: "PUT", path: "/admin/integrations/facebook", statement: || floor("PUT", Some(ID)) },
 ];
+
+/// The statement the Spin floor sends for a route, with its parameters as pgbench's text values.
+fn floor(method: &str, id: Option<&str>) -> (String, Vec<Option<String>>) {
+    let method = method.parse().expect("an HTTP method");
+    let (sql, params) = statement(&method, id, put_body(true).as_bytes()).expect("a benchmark route");
+    (sql, params.iter().map(pgbench_text).collect())
+}
+
+/// A parameter as text, as the extended protocol sends it (`None`: NULL).
+fn pgbench_text(param: &ParameterValue) -> Option<String> {
+    match param {
+        ParameterValue::DbNull => None,
+        ParameterValue::Str(text) => Some(text.clone()),
+        ParameterValue::Boolean(value) => Some(value.to_string()),
+        ParameterValue::Int64(value) => Some(value.to_string()),
+        ParameterValue::ArrayInt64(values) => Some(format!(
+            "{{{}}}",
+            values.iter().map(|v| v.map_or("NULL".into(), |v| v.to_string())).collect::<Vec<_>>().join(",")
+        )),
+        other => panic!("the benchmark's statements bind no {other:?}"),
+    }
+}
 
 /// The list grows to these sizes after the main cells (16 connections).
 const LIST_SIZES: [usize; 2] = [100, 1000];
@@ -162,23 +170,13 @@ fn spins(flags: &[PathBuf]) -> Result<Vec<Spin>> {
 /// The app's components and the floor's, as `spin.toml`'s build commands make them (a no-op
 /// when they are up to date; measuring stale components would be worse than the wait).
 fn build_components() -> Result<()> {
+    let root = test_support::workspace_root();
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(test_support::workspace_root()).args([
-        "build",
-        "--locked",
-        "--release",
-        "--target",
-        "wasm32-wasip2",
-    ]);
-    for package in [
-        "integrations-list",
-        "integrations-item",
-        "integrations-health",
-        "integrations-readiness",
-        "integrations-metrics",
-        "integrations-openapi",
-        "bench-floor",
-    ] {
+    command.current_dir(&root).args(["build", "--locked", "--release", "--target", "wasm32-wasip2"]);
+    // The app's packages, from its build commands, and the floor's.
+    let manifest = std::fs::read_to_string(root.join("spin.toml")).context("reading spin.toml")?;
+    let packages = manifest.lines().filter_map(|line| line.split(" -p ").nth(1)).map(|rest| rest.trim_end_matches('"'));
+    for package in packages.chain(["bench-floor"]) {
         command.args(["-p", package]);
     }
     if !command.status().context("running cargo")?.success() {
@@ -245,6 +243,17 @@ impl Run {
         .await?;
         // The app's first request creates and seeds the schema, which the floor then reads.
         warm_up("app", app.base_url(), false).await?;
+        let uncached = SpinApp::start(
+            spin,
+            &AppOptions::manifest(test_support::workspace_root().join("spin.toml"))
+                .variable("db_dsn", &app_dsn)
+                .variable("db_host", &host)
+                .variable("db_backend", "postgres")
+                .variable("log_level", "warn")
+                .variable("cache_ttl_ms", "0"),
+        )
+        .await?;
+        warm_up("app, cache off", uncached.base_url(), false).await?;
         let floor = SpinApp::start(
             spin,
             &AppOptions::manifest(test_support::workspace_root().join("tests/bench/floor/spin.toml"))
@@ -270,8 +279,9 @@ impl Run {
                 .map(|(fastapi, _)| self.measure("FastAPI", fastapi.base_url(), fastapi.group(), route, connections))
                 .transpose()?;
             let app = self.measure("app", app.base_url(), app.pid(), route, connections)?;
+            let uncached = self.measure("app, cache off", uncached.base_url(), uncached.pid(), route, connections)?;
             let floor = self.measure("floor", floor.base_url(), floor.pid(), route, connections)?;
-            Ok(Row { route: label, connections, fastapi, app, floor: Some(floor) })
+            Ok(Row { route: label, connections, fastapi, app, uncached: Some(uncached), floor: Some(floor) })
         };
         for route in &ROUTES {
             for &connections in &self.options.connections {
@@ -299,6 +309,7 @@ impl Run {
             table.rows.push(cell(&ROUTES[0], label, GROWTH_CONNECTIONS)?);
         }
         app.stop().await?;
+        uncached.stop().await?;
         floor.stop().await?;
         Ok(table)
     }
@@ -317,7 +328,7 @@ impl Run {
         let cell = |route: &Route, label: String, connections: u32| -> Result<Row> {
             let app = self.measure("app", app.base_url(), app.pid(), route, connections)?;
             let fastapi = on_postgres.row(&label, connections).and_then(|row| row.fastapi.clone());
-            Ok(Row { route: label, connections, fastapi, app, floor: None })
+            Ok(Row { route: label, connections, fastapi, app, uncached: None, floor: None })
         };
         for route in &ROUTES {
             for &connections in &self.options.connections {

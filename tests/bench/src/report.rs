@@ -32,7 +32,10 @@ pub struct Row {
     pub route: String,
     pub connections: u32,
     pub fastapi: Option<Measured>,
+    /// The app as deployed (the read cache on, `cache_ttl_ms` at its default).
     pub app: Measured,
+    /// The app with `cache_ttl_ms = 0`: every request reaches PostgreSQL, as the floor's does.
+    pub uncached: Option<Measured>,
     pub floor: Option<Measured>,
 }
 
@@ -165,37 +168,38 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "| route | conns | FastAPI req/s (p99) | app under Spin req/s (p99) | Spin floor req/s (p99) | app / FastAPI | \
-             app / floor | errors FastAPI / app / floor | peak RSS MiB FastAPI / app / floor |"
+            "| route | conns | FastAPI req/s (p99) | app req/s (p99) | app, cache off req/s (p99) | Spin floor req/s (p99) | \
+             app / FastAPI | app, cache off / floor | errors FastAPI / app / cache off / floor | \
+             peak RSS MiB FastAPI / app / cache off / floor |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let skipped = if self.fastapi.is_err() { "skipped" } else { "–" };
         for row in &table.rows {
-            let rate = |measured: &Option<Measured>, absent: &str| {
-                measured.as_ref().map_or(absent.to_owned(), |m| {
+            let rate = |measured: Option<&Measured>, absent: &str| {
+                measured.map_or(absent.to_owned(), |m| {
                     format!("{:.0} ({})", m.figures.requests_per_second, optional_ms(m.figures.p99_ms))
                 })
             };
-            let ratio = |other: &Option<Measured>| {
-                other.as_ref().map_or("–".to_owned(), |m| {
-                    format!("{:.2}", row.app.figures.requests_per_second / m.figures.requests_per_second)
-                })
+            let ratio = |numerator: Option<&Measured>, denominator: Option<&Measured>| match (numerator, denominator) {
+                (Some(n), Some(d)) => format!("{:.2}", n.figures.requests_per_second / d.figures.requests_per_second),
+                _ => "–".to_owned(),
             };
             let each = |value: fn(&Measured) -> String| {
-                [row.fastapi.as_ref(), Some(&row.app), row.floor.as_ref()]
+                [row.fastapi.as_ref(), Some(&row.app), row.uncached.as_ref(), row.floor.as_ref()]
                     .map(|m| m.map_or("–".to_owned(), value))
                     .join(" / ")
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.route,
                 row.connections,
-                rate(&row.fastapi, skipped),
-                rate(&Some(row.app.clone()), "–"),
-                rate(&row.floor, "–"),
-                ratio(&row.fastapi),
-                ratio(&row.floor),
+                rate(row.fastapi.as_ref(), skipped),
+                rate(Some(&row.app), "–"),
+                rate(row.uncached.as_ref(), "–"),
+                rate(row.floor.as_ref(), "–"),
+                ratio(Some(&row.app), row.fastapi.as_ref()),
+                ratio(row.uncached.as_ref(), row.floor.as_ref()),
                 each(|m| m.figures.errors().to_string()),
                 each(|m| format!("{:.0}", m.peak_rss_bytes as f64 / (1024.0 * 1024.0))),
             );

@@ -28,6 +28,11 @@ const UNDEFINED_COLUMN: &str = "42703";
 /// The statements this store sends, public so that the benchmark's floors can send the very
 /// same SQL.
 pub mod statements {
+    use spin_sdk::pg4::ParameterValue;
+
+    use super::{condition_params, names_json, optional, LATEST};
+    use crate::store::Write;
+
     /// The schema version, first column of every query.
     const SCHEMA: &str = "(SELECT max(version) FROM integrations_schema_migrations) AS schema_version";
 
@@ -104,6 +109,33 @@ pub mod statements {
              SELECT v.verdict, v.missing, {ROW}
              FROM (SELECT 1) AS one LEFT JOIN verdict AS v ON true LEFT JOIN written AS i ON true"
         )
+    }
+
+    /// The parameters of [`write`] for `write`.
+    pub fn write_params(write: &Write) -> Vec<ParameterValue> {
+        let (allowed, forbidden, none_match_any) = condition_params(&write.conditions);
+        let settings = write.settings.as_ref();
+        let undeclared = settings.filter(|s| !s.undeclared.is_empty()).map(|s| names_json(&s.undeclared));
+        vec![
+            ParameterValue::Str(write.id.to_string()),
+            optional(write.name.clone(), ParameterValue::Str),
+            optional(write.description.clone(), ParameterValue::Str),
+            optional(write.status, ParameterValue::Boolean),
+            optional(settings.map(|s| s.stored.text.clone()), ParameterValue::Str),
+            optional(settings.and_then(|s| s.stored.key.clone()), ParameterValue::Str),
+            optional(settings.map(|s| names_json(&s.keys)), ParameterValue::Str),
+            optional(undeclared, ParameterValue::Str),
+            optional(allowed, |versions| ParameterValue::ArrayInt64(versions.into_iter().map(Some).collect())),
+            ParameterValue::ArrayInt64(forbidden.into_iter().map(Some).collect()),
+            ParameterValue::Boolean(none_match_any),
+            ParameterValue::Str(write.action.as_str().into()),
+            optional(write.restored_from, ParameterValue::Int64),
+            optional(write.actor.request_id.clone(), ParameterValue::Str),
+            optional(write.actor.client_addr.clone(), ParameterValue::Str),
+            ParameterValue::Boolean(write.actor.authenticated),
+            ParameterValue::Int64(LATEST),
+            ParameterValue::Int64(i64::from(write.retention)),
+        ]
     }
 
     /// `$1` id, `$2` versions below this, `$3` how many. Yields whether the integration exists,
@@ -207,29 +239,7 @@ impl Store for PostgresStore {
     }
 
     fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
-        let (allowed, forbidden, none_match_any) = condition_params(&write.conditions);
-        let settings = write.settings.as_ref();
-        let undeclared = settings.filter(|s| !s.undeclared.is_empty()).map(|s| names_json(&s.undeclared));
-        let params = [
-            ParameterValue::Str(write.id.to_string()),
-            optional(write.name.clone(), ParameterValue::Str),
-            optional(write.description.clone(), ParameterValue::Str),
-            optional(write.status, ParameterValue::Boolean),
-            optional(settings.map(|s| s.stored.text.clone()), ParameterValue::Str),
-            optional(settings.and_then(|s| s.stored.key.clone()), ParameterValue::Str),
-            optional(settings.map(|s| names_json(&s.keys)), ParameterValue::Str),
-            optional(undeclared, ParameterValue::Str),
-            optional(allowed, |versions| ParameterValue::ArrayInt64(versions.into_iter().map(Some).collect())),
-            ParameterValue::ArrayInt64(forbidden.into_iter().map(Some).collect()),
-            ParameterValue::Boolean(none_match_any),
-            ParameterValue::Str(write.action.as_str().into()),
-            optional(write.restored_from, ParameterValue::Int64),
-            optional(write.actor.request_id.clone(), ParameterValue::Str),
-            optional(write.actor.client_addr.clone(), ParameterValue::Str),
-            ParameterValue::Boolean(write.actor.authenticated),
-            ParameterValue::Int64(LATEST),
-            ParameterValue::Int64(i64::from(write.retention)),
-        ];
+        let params = statements::write_params(write);
         let statement = statements::write();
         for attempt in 0..2 {
             let rows = match self.connection.query(&statement, &params) {

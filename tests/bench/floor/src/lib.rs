@@ -3,9 +3,10 @@
 //! and run the one statement the app's PostgreSQL store sends for that route. It answers 200
 //! with the number of rows; no decoding, no JSON, no validation, no telemetry.
 
-use integrations_core::store::postgres_statements;
-use serde::Deserialize;
-use spin_sdk::pg4::{Connection, ParameterValue};
+mod statement;
+
+use spin_sdk::pg4::Connection;
+use statement::statement;
 
 type Request = http::Request<Vec<u8>>;
 type Response = http::Response<Vec<u8>>;
@@ -27,43 +28,6 @@ fn handle(request: Request) -> Response {
             eprintln!("floor: {error}");
             answer(500, "query failed".into())
         }
-    }
-}
-
-/// The admin UI's PUT body (its whole integration object; `id` is the path's).
-#[derive(Deserialize)]
-struct Put {
-    name: String,
-    description: String,
-    status: bool,
-    settings: serde_json::Value,
-}
-
-/// For each route of the benchmark, the statement the app's store sends and the parameters it
-/// binds for the same request: adapt this when `postgres_statements` changes.
-///
-/// Each of these returns at least one row for the benchmark's requests (the seeded table, the
-/// `facebook` row): Spin 4.0.x and 4.1.0-pre0 never return from a query with zero rows
-/// (spinframework/spin#3671), so a floor that asked for a missing row would hang, not measure.
-fn statement(method: &http::Method, id: Option<&str>, body: &[u8]) -> Option<(String, Vec<ParameterValue>)> {
-    use ParameterValue::{Boolean, DbNull, Str};
-    match (method, id) {
-        (&http::Method::GET, None) => Some((postgres_statements::list(), vec![])),
-        (&http::Method::GET, Some(id)) => Some((postgres_statements::get(), vec![Str(id.into())])),
-        (&http::Method::PUT, Some(id)) => {
-            let put: Put = serde_json::from_slice(body).ok()?;
-            // As the store binds an update without If-Match: settings as JSON text, no versions.
-            let params = vec![
-                Str(id.into()),
-                Str(put.name),
-                Str(put.description),
-                Boolean(put.status),
-                Str(put.settings.to_string()),
-                DbNull,
-            ];
-            Some((postgres_statements::update(), params))
-        }
-        _ => None,
     }
 }
 
