@@ -9,15 +9,15 @@ use serde::Serialize;
 use crate::config::Storage;
 use crate::domain::history::VersionState;
 use crate::domain::{
-    Action, Actor, HistoryEntry, Integration, IntegrationId, IntegrationUpdate, Timestamp, Unreadable, Version,
-    WriteConditions,
+    Action, Actor, HistoryEntry, Integration, IntegrationId, IntegrationUpdate, Settings, Timestamp, Unreadable,
+    Version, WriteConditions,
 };
 use crate::host::Host;
 use crate::seal::{self, Keyring};
 use crate::store::cache::CachedStore;
 use crate::store::{
-    Backend, HistoryPage, KeyUsage, ResealItem, SettingsWrite, Store, StoreError, StoredRow, StoredSettings,
-    StoredVersion, Write, WriteOutcome,
+    HistoryPage, KeyUsage, ResealItem, SettingsWrite, Store, StoreError, StoredRow, StoredSettings, StoredVersion,
+    Write, WriteOutcome,
 };
 
 /// How a request uses the read-through cache.
@@ -93,28 +93,46 @@ pub struct ResealReport {
     pub remaining: Option<i64>,
 }
 
-/// The service for one request.
+/// The service for one request. What it needs from the host is asked for when first needed: a
+/// fresh cache entry of a plain row needs neither the database nor the keyring.
 pub struct Service<'a> {
     store: Box<dyn Store + 'a>,
-    keyring: Option<Keyring>,
-    backend: Backend,
+    keyring: Keys<'a>,
+}
+
+/// The keyring, parsed from `settings_keyring` when first needed.
+struct Keys<'a> {
+    variable: Box<dyn Fn() -> Option<String> + 'a>,
+    parsed: OnceCell<Result<Option<Keyring>, StoreError>>,
+}
+
+impl Keys<'_> {
+    fn get(&self) -> Result<Option<&Keyring>, StoreError> {
+        let parsed = self.parsed.get_or_init(|| (self.variable)().map(|ring| Keyring::parse(&ring)).transpose());
+        parsed.as_ref().map(Option::as_ref).map_err(Clone::clone)
+    }
+
+    /// Opens stored settings; a keyring that does not parse makes sealed ones unreadable.
+    fn open(&self, id: &str, stored: &StoredSettings) -> Result<Settings, Unreadable> {
+        if stored.key.is_none() {
+            return seal::open(None, id, stored);
+        }
+        match self.get() {
+            Ok(keyring) => seal::open(keyring, id, stored),
+            Err(error) => Err(Unreadable(error.to_string())),
+        }
+    }
 }
 
 impl<'a> Service<'a> {
     /// Opens what the request needs, lazily: the database is only reached when an answer needs
     /// it (a fresh cache entry does not). `on_cache_trouble` hears of key-value store failures.
-    pub fn open(
-        host: &'a dyn Host,
-        cache: CacheUse,
-        on_cache_trouble: Box<dyn Fn(&str) + 'a>,
-    ) -> Result<Self, StoreError> {
-        let keyring = host.get("settings_keyring").map(|ring| Keyring::parse(&ring)).transpose()?;
-        let storage = Storage::from_variables(host);
-        let backend = storage.backend();
-        let database: Box<dyn Store + 'a> =
-            Box::new(Lazy { open: Box::new(move || host.open_database(&storage)), store: OnceCell::new(), backend });
-        let ttl_ms = host.number("cache_ttl_ms");
-        let store: Box<dyn Store + 'a> = if ttl_ms == 0 || cache == CacheUse::None {
+    pub fn open(host: &'a dyn Host, cache: CacheUse, on_cache_trouble: Box<dyn Fn(&str) + 'a>) -> Self {
+        let keyring = Keys { variable: Box::new(move || host.get("settings_keyring")), parsed: OnceCell::new() };
+        let open = move || host.open_database(&Storage::from_variables(host));
+        let database: Box<dyn Store + 'a> = Box::new(Lazy { open: Box::new(open), store: OnceCell::new() });
+        let ttl_ms = if cache == CacheUse::None { 0 } else { host.number("cache_ttl_ms") };
+        let store: Box<dyn Store + 'a> = if ttl_ms == 0 {
             database
         } else {
             match host.key_value() {
@@ -128,18 +146,13 @@ impl<'a> Service<'a> {
                 }
             }
         };
-        Ok(Self { store, keyring, backend })
+        Self { store, keyring }
     }
 
     /// A service over `store`, for tests.
     #[cfg(test)]
-    pub fn over(store: Box<dyn Store + 'a>, keyring: Option<Keyring>) -> Self {
-        let backend = store.backend();
-        Self { store, keyring, backend }
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
+    pub fn over(store: Box<dyn Store + 'a>, keyring: Option<String>) -> Self {
+        Self { store, keyring: Keys { variable: Box::new(move || keyring.clone()), parsed: OnceCell::new() } }
     }
 
     pub fn list(&self) -> Result<Vec<Integration>, StoreError> {
@@ -160,7 +173,7 @@ impl<'a> Service<'a> {
     ) -> Result<Written, StoreError> {
         let settings = match update.settings {
             Some(settings) => Some(SettingsWrite {
-                stored: seal::store(self.keyring.as_ref(), id.as_str(), &settings.values)?,
+                stored: seal::store(self.keyring.get()?, id.as_str(), &settings.values)?,
                 keys: settings.values.keys().cloned().collect(),
                 undeclared: settings.undeclared,
             }),
@@ -227,7 +240,7 @@ impl<'a> Service<'a> {
         let Some(stored) = page.versions.into_iter().next().filter(|stored| stored.version == version) else {
             return Ok(Err(RestoreError::VersionNotFound));
         };
-        let settings = match seal::open(self.keyring.as_ref(), id.as_str(), &stored.settings) {
+        let settings = match self.keyring.open(id.as_str(), &stored.settings) {
             Ok(settings) => settings,
             Err(Unreadable(why)) => return Ok(Err(RestoreError::Unreadable(why))),
         };
@@ -237,7 +250,7 @@ impl<'a> Service<'a> {
             description: Some(stored.description),
             status: Some(stored.status),
             settings: Some(SettingsWrite {
-                stored: seal::store(self.keyring.as_ref(), id.as_str(), &settings)?,
+                stored: seal::store(self.keyring.get()?, id.as_str(), &settings)?,
                 keys: settings.keys().cloned().collect(),
                 // They were accepted when that version was written.
                 undeclared: Vec::new(),
@@ -253,28 +266,11 @@ impl<'a> Service<'a> {
 
     pub fn key_report(&self) -> Result<KeyReport, StoreError> {
         let usage = self.store.key_usage()?;
-        Ok(self.report(&usage))
+        Ok(report(self.keyring.get()?, &usage))
     }
-
-    fn report(&self, usage: &KeyUsage) -> KeyReport {
-        let current = self.keyring.as_ref().map(|ring| ring.current_id().to_owned());
-        let counts = |entries: &[(Option<String>, i64)]| {
-            entries.iter().map(|(key, rows)| KeyCount { key: key.clone(), rows: *rows }).collect::<Vec<_>>()
-        };
-        let on_old_keys =
-            usage.live.iter().chain(&usage.history).filter(|(key, _)| *key != current).map(|(_, rows)| rows).sum();
-        KeyReport {
-            keys: self.keyring.iter().flat_map(|ring| ring.ids().map(str::to_owned)).collect(),
-            current,
-            live: counts(&usage.live),
-            history: counts(&usage.history),
-            on_old_keys,
-        }
-    }
-
     /// Moves up to [`RESEAL_BATCH`] rows onto the current key; `None` without a keyring.
     pub fn reseal(&self) -> Result<Option<ResealReport>, StoreError> {
-        let Some(keyring) = &self.keyring else { return Ok(None) };
+        let Some(keyring) = self.keyring.get()? else { return Ok(None) };
         let (mut resealed, mut unreadable) = (0, 0);
         for item in self.store.reseal_candidates(keyring.current_id(), RESEAL_BATCH)? {
             let Ok(settings) = seal::open(Some(keyring), &item.id, &item.settings) else {
@@ -292,7 +288,7 @@ impl<'a> Service<'a> {
                 Err(_) => return Ok(Some(ResealReport { resealed, unreadable, remaining: None })),
             }
         }
-        let remaining = self.store.key_usage().ok().map(|usage| self.report(&usage).on_old_keys);
+        let remaining = self.store.key_usage().ok().map(|usage| report(Some(keyring), &usage).on_old_keys);
         Ok(Some(ResealReport { resealed, unreadable, remaining }))
     }
 
@@ -302,7 +298,7 @@ impl<'a> Service<'a> {
     }
 
     fn integration(&self, row: StoredRow) -> Integration {
-        let settings = seal::open(self.keyring.as_ref(), &row.id, &row.settings);
+        let settings = self.keyring.open(&row.id, &row.settings);
         Integration {
             settings_error: settings.as_ref().err().map(|Unreadable(why)| why.clone()),
             settings,
@@ -321,7 +317,7 @@ impl<'a> Service<'a> {
             name: stored.name.clone(),
             description: stored.description.clone(),
             status: stored.status,
-            settings: seal::open(self.keyring.as_ref(), id.as_str(), &stored.settings),
+            settings: self.keyring.open(id.as_str(), &stored.settings),
         }
     }
 
@@ -350,11 +346,27 @@ impl<'a> Service<'a> {
     }
 }
 
+/// Which keys seal how many rows, for the keyring `keyring`.
+fn report(keyring: Option<&Keyring>, usage: &KeyUsage) -> KeyReport {
+    let current = keyring.map(|ring| ring.current_id().to_owned());
+    let counts = |entries: &[(Option<String>, i64)]| {
+        entries.iter().map(|(key, rows)| KeyCount { key: key.clone(), rows: *rows }).collect::<Vec<_>>()
+    };
+    let on_old_keys =
+        usage.live.iter().chain(&usage.history).filter(|(key, _)| *key != current).map(|(_, rows)| rows).sum();
+    KeyReport {
+        keys: keyring.iter().flat_map(|ring| ring.ids().map(str::to_owned)).collect(),
+        current,
+        live: counts(&usage.live),
+        history: counts(&usage.history),
+        on_old_keys,
+    }
+}
+
 /// The database, opened on first use.
 struct Lazy<'a> {
     open: Box<dyn Fn() -> Result<Box<dyn Store>, StoreError> + 'a>,
     store: OnceCell<Box<dyn Store>>,
-    backend: Backend,
 }
 
 impl Lazy<'_> {
@@ -368,10 +380,6 @@ impl Lazy<'_> {
 }
 
 impl Store for Lazy<'_> {
-    fn backend(&self) -> Backend {
-        self.backend
-    }
-
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         self.store()?.list()
     }

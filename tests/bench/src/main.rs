@@ -9,11 +9,11 @@
 //!        [--out FILE]
 
 mod fastapi;
+mod load;
+mod report;
 /// The Spin floor's statements, shared with its component.
 #[path = "../floor/src/statement.rs"]
 mod statement;
-mod load;
-mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,10 +50,20 @@ pub struct Route {
 /// The routes, in report order: what the admin UI calls.
 pub const ROUTES: [Route; 3] = [
     Route { name: "GET list", method: "GET", path: "/admin/integrations/", statement: || floor("GET", None) },
-    Route { name: "GET item", method: "GET", path: "/admin/integrations/facebook", statement: || floor("GET", Some(ID)) },
+    Route {
+        name: "GET item",
+        method: "GET",
+        path: "/admin/integrations/facebook",
+        statement: || floor("GET", Some(ID)),
+    },
     // As the UI toggles it; pgbench cannot alternate, and writing `true` over `true` costs
     // PostgreSQL the same (a new row version and a history row either way).
-    Route { name: "PUT item", method: "PUT", path: "/admin/integrations/facebook", statement: || floor("PUT", Some(ID)) },
+    Route {
+        name: "PUT item",
+        method: "PUT",
+        path: "/admin/integrations/facebook",
+        statement: || floor("PUT", Some(ID)),
+    },
 ];
 
 /// The statement the Spin floor sends for a route, with its parameters as pgbench's text values.
@@ -205,6 +215,16 @@ fn component_sizes() -> Result<Vec<(String, u64)>> {
     Ok(sizes)
 }
 
+/// The app as a deployment runs it: its spin.toml with its runtime-config.toml (the read cache's
+/// key-value store in memory).
+fn app_options() -> AppOptions {
+    let root = test_support::workspace_root();
+    AppOptions {
+        runtime_config: Some(root.join("runtime-config.toml")),
+        ..AppOptions::manifest(root.join("spin.toml"))
+    }
+}
+
 /// What every pass shares.
 struct Run {
     options: Options,
@@ -234,7 +254,7 @@ impl Run {
         self.progress(&format!("{spin}, PostgreSQL: starting the app, the floor and FastAPI"));
         let app = SpinApp::start(
             spin,
-            &AppOptions::manifest(test_support::workspace_root().join("spin.toml"))
+            &app_options()
                 .variable("db_dsn", &app_dsn)
                 .variable("db_host", &host)
                 .variable("db_backend", "postgres")
@@ -245,7 +265,7 @@ impl Run {
         warm_up("app", app.base_url(), false).await?;
         let uncached = SpinApp::start(
             spin,
-            &AppOptions::manifest(test_support::workspace_root().join("spin.toml"))
+            &app_options()
                 .variable("db_dsn", &app_dsn)
                 .variable("db_host", &host)
                 .variable("db_backend", "postgres")
@@ -318,11 +338,7 @@ impl Run {
     /// the floor is PostgreSQL's, so those columns repeat the PostgreSQL pass's FastAPI figures.
     async fn sqlite_pass(&self, spin: &Spin, on_postgres: &Table) -> Result<Table> {
         self.progress(&format!("{spin}, SQLite: starting the app"));
-        let app = SpinApp::start(
-            spin,
-            &AppOptions::manifest(test_support::workspace_root().join("spin.toml")).variable("log_level", "warn"),
-        )
-        .await?;
+        let app = SpinApp::start(spin, &app_options().variable("log_level", "warn")).await?;
         warm_up("app", app.base_url(), false).await?;
         let mut table = Table::new(spin, Backend::Sqlite);
         let cell = |route: &Route, label: String, connections: u32| -> Result<Row> {
@@ -367,6 +383,9 @@ async fn main() -> Result<()> {
         let on_postgres = run.postgres_pass(pass, spin, &mut report).await?;
         let on_sqlite = run.sqlite_pass(spin, &on_postgres).await?;
         report.tables.extend([on_postgres, on_sqlite]);
+        // What is measured so far, should a later pass fail.
+        std::fs::write(&run.options.out, report.render())
+            .with_context(|| format!("writing {}", run.options.out.display()))?;
     }
     report.background.push(("at the end".into(), report::busy_percent()));
     report.elapsed = started.elapsed();

@@ -350,7 +350,14 @@ mod tests {
             tables: vec![Table {
                 spin: "spin 3.6.3".into(),
                 backend: Backend::Postgres,
-                rows: vec![Row { route: "GET list".into(), connections: 16, fastapi: None, app, floor: None }],
+                rows: vec![Row {
+                    route: "GET list".into(),
+                    connections: 16,
+                    fastapi: None,
+                    app,
+                    uncached: None,
+                    floor: None,
+                }],
             }],
             pgbench: Vec::new(),
             elapsed: Duration::from_secs(60),

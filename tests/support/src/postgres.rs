@@ -98,7 +98,7 @@ impl Cluster {
 
     fn start_args(&self) -> Vec<String> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=1000",
             self.port,
             self.dir.path().display()
         );

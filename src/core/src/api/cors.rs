@@ -73,10 +73,21 @@ impl CorsPolicy {
         response
     }
 
+    /// Whether the request comes from a browser page (it names its origin): only then does an
+    /// answer need the policy, so only then is `cors_allowed_origins` read.
+    pub fn applies_to(request: &Parts) -> bool {
+        request.headers.contains_key(ORIGIN)
+    }
+
+    /// Says that answers differ by `Origin`: every answer of a route that speaks CORS, so a cache
+    /// on the way never serves one origin's answer to another.
+    pub fn vary(response: &mut Response) {
+        response.headers_mut().append(VARY, HeaderValue::from_static("Origin"));
+    }
+
     /// Adds the CORS headers to a response, when the request came from an allowed origin.
     pub fn decorate(&self, request: &Parts, response: &mut Response) {
         let headers = response.headers_mut();
-        headers.append(VARY, HeaderValue::from_static("Origin"));
         let Some(origin) = request.headers.get(ORIGIN) else {
             return;
         };
@@ -144,6 +155,7 @@ mod tests {
     fn simple_responses_echo_an_allowed_origin_and_expose_the_etag() {
         let request = http::Request::builder().header(ORIGIN, ADMIN_UI).body(()).unwrap().into_parts().0;
         let mut response = empty(StatusCode::OK);
+        CorsPolicy::vary(&mut response);
         policy("*").decorate(&request, &mut response);
         assert_eq!(response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], ADMIN_UI);
         assert!(response.headers()[ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("ETag"));

@@ -184,7 +184,7 @@ impl<'a> Call<'a> {
     }
 
     /// The service for this request, using the read-through cache as `cache` says.
-    fn service(&self, cache: CacheUse) -> Result<Service<'_>, StoreError> {
+    fn service(&self, cache: CacheUse) -> Service<'_> {
         let telemetry = &self.telemetry;
         let on_trouble = Box::new(move |reason: &str| {
             telemetry.log(
@@ -226,7 +226,8 @@ pub fn handle<C: Component>(request: Request, host: &dyn Host) -> Response {
 
 fn dispatch<C: Component>(call: &mut Call) -> Response {
     let route = call.route;
-    let cors = (route.is_admin() || route == Route::OpenApi).then(|| CorsPolicy::from_variables(call.host));
+    let speaks_cors = route.is_admin() || route == Route::OpenApi;
+    let cors = (speaks_cors && CorsPolicy::applies_to(&call.parts)).then(|| CorsPolicy::from_variables(call.host));
     let mut response = match &cors {
         // A path nothing serves is not found, whatever the method (as FastAPI's router answers).
         _ if route == Route::Unknown => ApiError::NotFound("Not Found").into_response(),
@@ -234,6 +235,9 @@ fn dispatch<C: Component>(call: &mut Call) -> Response {
         _ if call.parts.method == Method::OPTIONS => options(route),
         _ => answer::<C>(call).unwrap_or_else(|error| error_response(error, &call.telemetry)),
     };
+    if speaks_cors {
+        CorsPolicy::vary(&mut response);
+    }
     if let Some(cors) = &cors {
         cors.decorate(&call.parts, &mut response);
     }

@@ -20,7 +20,7 @@ pub fn health() -> Response {
 /// pending migrations on its first probe, before it takes traffic).
 pub fn readiness(call: &Call) -> Response {
     let backend = Storage::from_variables(call.host).backend().as_str();
-    match call.service(CacheUse::None).and_then(|service| service.ping()) {
+    match call.service(CacheUse::None).ping() {
         Ok(()) => json(StatusCode::OK, &json!({ "status": "ok", "backend": backend })),
         Err(error) => {
             call.telemetry.log(LogLevel::Warn, "not ready", json!({ "reason": error.to_string() }));

@@ -23,9 +23,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Backend, HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow, StoredSettings, Write, WriteOutcome,
-};
+use super::{HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow, StoredSettings, Write, WriteOutcome};
 use crate::domain::{IntegrationId, Timestamp};
 
 /// Replaced by every write; entries filled under another generation are not used.
@@ -130,10 +128,6 @@ fn now_ms() -> i64 {
 }
 
 impl Store for CachedStore<'_> {
-    fn backend(&self) -> Backend {
-        self.inner.backend()
-    }
-
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         self.read(LIST, || self.inner.list())
     }

@@ -68,10 +68,6 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
-
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         Ok(self.tables.borrow().rows.clone())
     }

@@ -135,6 +135,67 @@ pub const MIGRATIONS: &[Migration] = &[
             ],
         }],
     },
+    Migration {
+        version: 3,
+        description: "writes as one function, planned once per connection",
+        steps: &[Step::Sql {
+            postgres: &[
+                r#"CREATE OR REPLACE FUNCTION integrations_write(text, text, text, boolean, text, text, text, text,
+                    int8[], int8[], boolean, text, int8, text, text, boolean, int8, int8)
+                RETURNS TABLE (verdict text, missing text, id text, name text, description text, status boolean,
+                    settings text, settings_key text, settings_keys text, version bigint, created_us bigint,
+                    updated_us bigint)
+                LANGUAGE plpgsql AS $write$
+                #variable_conflict use_column
+                BEGIN
+                  RETURN QUERY
+                  WITH current AS (
+                                 SELECT * FROM integrations WHERE id = $1::text FOR UPDATE
+                               ), verdict AS (
+                                 SELECT CASE
+                                   WHEN (SELECT max(version) FROM integrations_schema_migrations) < $17::int8 THEN 'schema_behind'
+                                   WHEN NOT (($9::int8[] IS NULL OR c.version = ANY($9::int8[]))
+                                         AND NOT c.version = ANY($10::int8[]) AND NOT $11::boolean) THEN 'precondition_failed'
+                                   WHEN $8::text IS NOT NULL AND NOT (c.settings_keys::jsonb @> $8::text::jsonb) THEN 'undeclared'
+                                   ELSE 'apply' END AS verdict,
+                                 CASE WHEN $8::text IS NOT NULL THEN (
+                                   SELECT coalesce(json_agg(key), '[]')::text FROM jsonb_array_elements_text($8::text::jsonb) AS key
+                                   WHERE NOT c.settings_keys::jsonb ? key) END AS missing
+                                 FROM current AS c
+                               ), written AS (
+                                 UPDATE integrations AS i SET
+                                   name = coalesce($2::text, i.name),
+                                   description = coalesce($3::text, i.description),
+                                   status = coalesce($4::boolean, i.status),
+                                   settings = coalesce($5::text, i.settings),
+                                   settings_key = CASE WHEN $5::text IS NULL THEN i.settings_key ELSE $6::text END,
+                                   settings_keys = coalesce($7::text, i.settings_keys),
+                                   version = i.version + 1,
+                                   updated_at = greatest(now(), i.updated_at)
+                                 FROM verdict AS v
+                                 WHERE i.id = $1::text AND v.verdict = 'apply'
+                                 RETURNING i.*
+                               ), recorded AS (
+                                 INSERT INTO integration_history (integration_id, version, recorded_at, action, restored_from, name,
+                                   description, status, settings, settings_key, request_id, client_addr, authenticated)
+                                 SELECT w.id, w.version, w.updated_at, $12::text, $13::int8, w.name, w.description, w.status, w.settings,
+                                   w.settings_key, $14::text, $15::text, $16::boolean
+                                 FROM written AS w
+                               ), pruned AS (
+                                 DELETE FROM integration_history AS h USING written AS w
+                                 WHERE h.integration_id = w.id AND h.version <= w.version - $18::int8
+                               )
+                               SELECT v.verdict, v.missing, i.id, i.name, i.description, i.status, i.settings, i.settings_key, i.settings_keys, i.version,
+                                       (extract(epoch FROM i.created_at) * 1000000)::int8 AS created_us,
+                                       (extract(epoch FROM i.updated_at) * 1000000)::int8 AS updated_us
+                               FROM (SELECT 1) AS one LEFT JOIN verdict AS v ON true LEFT JOIN written AS i ON true;
+                END
+                $write$"#,
+            ],
+            // SQLite writes in a transaction of several statements (store::sqlite).
+            sqlite: &[],
+        }],
+    },
 ];
 
 /// The schema version this code reads and writes.

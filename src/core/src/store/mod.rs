@@ -142,7 +142,6 @@ pub enum Table {
 
 /// The storage a request talks to.
 pub trait Store {
-    fn backend(&self) -> Backend;
     /// Every integration, in creation order.
     fn list(&self) -> Result<Vec<StoredRow>, StoreError>;
     fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError>;

@@ -16,14 +16,15 @@ use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryE
 
 use super::migrations::{self, LATEST};
 use super::{
-    condition_params, names_json, parse_names, Backend, HistoryPage, KeyUsage, ResealItem, Store, StoreError,
-    StoredRow, StoredSettings, StoredVersion, Table, Write, WriteOutcome,
+    condition_params, names_json, parse_names, HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow,
+    StoredSettings, StoredVersion, Table, Write, WriteOutcome,
 };
 use crate::domain::{Action, Actor, IntegrationId};
 use crate::redact::short_reason;
 
 const UNDEFINED_TABLE: &str = "42P01";
 const UNDEFINED_COLUMN: &str = "42703";
+const UNDEFINED_FUNCTION: &str = "42883";
 
 /// The statements this store sends, public so that the benchmark's floors can send the very
 /// same SQL.
@@ -55,10 +56,11 @@ pub mod statements {
         format!("SELECT {SCHEMA}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON i.id = $1::text")
     }
 
-    /// One statement for a whole write. The row is locked first (`FOR UPDATE`), so the verdict
-    /// and the update see the same version even when writers race; the update, the history
-    /// record and the pruning happen only on `apply`, and nothing is written on a schema older
-    /// than this code's.
+    /// One statement for a whole write: the `integrations_write` function (migration 3), which
+    /// locks the row first (`FOR UPDATE`), so the verdict and the update see the same version even
+    /// when writers race; the update, the history record and the pruning happen only on `apply`,
+    /// and nothing is written on a schema older than this code's. A function, so that PostgreSQL
+    /// plans its statement once per pooled connection instead of on every request.
     ///
     /// `$1` id, `$2` name, `$3` description, `$4` status, `$5` settings text, `$6` its key id,
     /// `$7` settings keys (JSON array), `$8` undeclared keys (JSON array), `$9` versions If-Match
@@ -69,46 +71,10 @@ pub mod statements {
     /// Yields one row: the verdict (NULL: no such row), the undeclared keys the row lacks, and
     /// the row as written.
     pub fn write() -> String {
-        format!(
-            "WITH current AS (
-               SELECT * FROM integrations WHERE id = $1::text FOR UPDATE
-             ), verdict AS (
-               SELECT CASE
-                 WHEN (SELECT max(version) FROM integrations_schema_migrations) < $17::int8 THEN 'schema_behind'
-                 WHEN NOT (($9::int8[] IS NULL OR c.version = ANY($9::int8[]))
-                       AND NOT c.version = ANY($10::int8[]) AND NOT $11::boolean) THEN 'precondition_failed'
-                 WHEN $8::text IS NOT NULL AND NOT (c.settings_keys::jsonb @> $8::text::jsonb) THEN 'undeclared'
-                 ELSE 'apply' END AS verdict,
-               CASE WHEN $8::text IS NOT NULL THEN (
-                 SELECT coalesce(json_agg(key), '[]')::text FROM jsonb_array_elements_text($8::text::jsonb) AS key
-                 WHERE NOT c.settings_keys::jsonb ? key) END AS missing
-               FROM current AS c
-             ), written AS (
-               UPDATE integrations AS i SET
-                 name = coalesce($2::text, i.name),
-                 description = coalesce($3::text, i.description),
-                 status = coalesce($4::boolean, i.status),
-                 settings = coalesce($5::text, i.settings),
-                 settings_key = CASE WHEN $5::text IS NULL THEN i.settings_key ELSE $6::text END,
-                 settings_keys = coalesce($7::text, i.settings_keys),
-                 version = i.version + 1,
-                 updated_at = greatest(now(), i.updated_at)
-               FROM verdict AS v
-               WHERE i.id = $1::text AND v.verdict = 'apply'
-               RETURNING i.*
-             ), recorded AS (
-               INSERT INTO integration_history (integration_id, version, recorded_at, action, restored_from, name,
-                 description, status, settings, settings_key, request_id, client_addr, authenticated)
-               SELECT w.id, w.version, w.updated_at, $12::text, $13::int8, w.name, w.description, w.status, w.settings,
-                 w.settings_key, $14::text, $15::text, $16::boolean
-               FROM written AS w
-             ), pruned AS (
-               DELETE FROM integration_history AS h USING written AS w
-               WHERE h.integration_id = w.id AND h.version <= w.version - $18::int8
-             )
-             SELECT v.verdict, v.missing, {ROW}
-             FROM (SELECT 1) AS one LEFT JOIN verdict AS v ON true LEFT JOIN written AS i ON true"
-        )
+        "SELECT w.* FROM (SELECT 1) AS one LEFT JOIN integrations_write($1::text, $2::text, $3::text, $4::boolean, \
+         $5::text, $6::text, $7::text, $8::text, $9::int8[], $10::int8[], $11::boolean, $12::text, $13::int8, $14::text, \
+         $15::text, $16::boolean, $17::int8, $18::int8) AS w ON true"
+            .into()
     }
 
     /// The parameters of [`write`] for `write`.
@@ -207,7 +173,7 @@ impl PostgresStore {
     fn query(&self, statement: &str, params: &[ParameterValue]) -> Result<RowSet, StoreError> {
         let result = self.connection.query(statement, params);
         let behind = match &result {
-            Err(error) => matches!(sqlstate(error), Some(UNDEFINED_TABLE | UNDEFINED_COLUMN)),
+            Err(error) => is_schema_missing(error),
             Ok(rows) => schema_version(rows)? < LATEST,
         };
         if !behind {
@@ -223,10 +189,6 @@ impl PostgresStore {
 }
 
 impl Store for PostgresStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         let rows = self.query(&statements::list(), &[])?;
         // An empty table is one row of NULLs.
@@ -243,7 +205,7 @@ impl Store for PostgresStore {
         let statement = statements::write();
         for attempt in 0..2 {
             let rows = match self.connection.query(&statement, &params) {
-                Err(error) if attempt == 0 && matches!(sqlstate(&error), Some(UNDEFINED_TABLE | UNDEFINED_COLUMN)) => {
+                Err(error) if attempt == 0 && is_schema_missing(&error) => {
                     self.migrate()?;
                     continue;
                 }
@@ -390,6 +352,11 @@ fn decode_version(row: &[DbValue]) -> Result<Option<StoredVersion>, StoreError> 
 
 fn unexpected_shape(column: &str) -> StoreError {
     StoreError::Unexpected(format!("column {column} has an unexpected type"))
+}
+
+/// A table, column or function this code uses is not there yet: migrations are pending.
+fn is_schema_missing(error: &PgError) -> bool {
+    matches!(sqlstate(error), Some(UNDEFINED_TABLE | UNDEFINED_COLUMN | UNDEFINED_FUNCTION))
 }
 
 fn sqlstate(error: &PgError) -> Option<&str> {

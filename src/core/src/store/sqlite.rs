@@ -9,7 +9,7 @@ use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
 
 use super::migrations::{self, LATEST};
 use super::{
-    apply, decide, names_json, parse_names, version_of, Backend, HistoryPage, KeyUsage, ResealItem, Store, StoreError,
+    apply, decide, names_json, parse_names, version_of, HistoryPage, KeyUsage, ResealItem, Store, StoreError,
     StoredRow, StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
 };
 use crate::domain::{Action, Actor, IntegrationId, Timestamp};
@@ -130,10 +130,6 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
-
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         self.ensure_schema()?;
         let result = self.execute(&format!("SELECT {ROW} FROM integrations ORDER BY seq"), &[])?;

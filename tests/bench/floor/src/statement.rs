@@ -53,4 +53,3 @@ pub fn statement(method: &http::Method, id: Option<&str>, body: &[u8]) -> Option
         _ => None,
     }
 }
-
