@@ -149,12 +149,6 @@ impl<'a> Service<'a> {
         Self { store, keyring }
     }
 
-    /// A service over `store`, for tests.
-    #[cfg(test)]
-    pub fn over(store: Box<dyn Store + 'a>, keyring: Option<String>) -> Self {
-        Self { store, keyring: Keys { variable: Box::new(move || keyring.clone()), parsed: OnceCell::new() } }
-    }
-
     pub fn list(&self) -> Result<Vec<Integration>, StoreError> {
         Ok(self.store.list()?.into_iter().map(|row| self.integration(row)).collect())
     }

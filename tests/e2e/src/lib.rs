@@ -5,8 +5,9 @@
 pub mod spec;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::Method;
@@ -58,6 +59,18 @@ pub struct Service {
     /// `--state-dir`: the SQLite default and the cache's key-value store. Kept across restarts.
     state: tempfile::TempDir,
     client: reqwest::Client,
+    /// The longest any request of this service took, in microseconds (printed on drop: run with
+    /// `--nocapture` to see it; the timeout above is the assertion).
+    slowest_us: AtomicU64,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let slowest = self.slowest_us.load(Ordering::Relaxed);
+        if slowest > 0 {
+            eprintln!("e2e: {} {:?}: slowest request {:.1} ms", self.app.spin, self.backend, slowest as f64 / 1000.0);
+        }
+    }
 }
 
 pub fn manifest() -> PathBuf {
@@ -151,7 +164,7 @@ impl Service {
         state: tempfile::TempDir,
     ) -> Self {
         let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
-        Self { app, backend, cluster, dsn, state, client }
+        Self { app, backend, cluster, dsn, state, client, slowest_us: AtomicU64::new(0) }
     }
 
     pub fn spin(&self) -> &Spin {
@@ -218,13 +231,16 @@ impl Service {
             request = request.body(body);
         }
         let spin = self.spin();
+        let started = Instant::now();
         let response =
             request.send().await.unwrap_or_else(|e| panic!("{spin} ({:?}): {method} {path}: {e}", self.backend));
-        Reply {
+        let reply = Reply {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body: response.bytes().await.unwrap_or_else(|e| panic!("{spin}: {method} {path}: body: {e}")).to_vec(),
-        }
+        };
+        self.slowest_us.fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        reply
     }
 
     /// Every line the components wrote to stdout and stderr so far.

@@ -53,6 +53,10 @@ impl SqliteStore {
     /// Applies the pending migrations in one transaction. Spin opens a connection per `open`,
     /// so the transaction is ours alone; `IMMEDIATE` makes racing first requests wait.
     fn migrate(&self) -> Result<(), StoreError> {
+        // Write-ahead logging (kept in the file once set): a commit appends to the log instead of
+        // rewriting pages through a rollback journal, so concurrent writers hold the lock for less
+        // time, and readers never wait for a writer. It cannot change inside a transaction.
+        self.execute("PRAGMA journal_mode = WAL", &[])?;
         self.transaction(|| {
             self.execute(migrations::SQLITE_MIGRATIONS_TABLE, &[])?;
             let applied = self.execute("SELECT coalesce(max(version), 0) FROM integrations_schema_migrations", &[])?;
