@@ -142,6 +142,7 @@ impl Report {
         for table in &self.tables {
             self.render_table(&mut out, table);
         }
+        self.render_goals(&mut out);
         self.render_pgbench(&mut out);
         self.render_errors(&mut out);
         let _ = writeln!(out, "\n## Component sizes\n\n| component | release .wasm bytes |\n|---|---:|");
@@ -203,6 +204,57 @@ impl Report {
                 each(|m| m.figures.errors().to_string()),
                 each(|m| format!("{:.0}", m.peak_rss_bytes as f64 / (1024.0 * 1024.0))),
             );
+        }
+        let _ = writeln!(out);
+    }
+
+    /// Issue 11's goals, cell by cell, on PostgreSQL: met, or the measured gap. Why the gaps are
+    /// what they are is in README.md, "The goals".
+    fn render_goals(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## The goals, cell by cell (PostgreSQL)\n\n\
+             GET: at least FastAPI's req/s and at most its p99; PUT: at least 0.9 x FastAPI's req/s; where a \
+             request must reach PostgreSQL (the cache off, and every PUT), the app within 5 % of the Spin floor. \
+             `met`, or the measured ratio. Why the gaps: [README.md](README.md#the-goals).\n\n\
+             | Spin | route | conns | req/s vs FastAPI | p99 vs FastAPI | cache off (PUT: app) vs floor |\n\
+             |---|---|---:|---|---|---|"
+        );
+        let verdict = |ratio: f64, goal: f64, higher_is_better: bool| {
+            let met = if higher_is_better { ratio >= goal } else { ratio <= goal };
+            if met {
+                format!("met ({ratio:.2})")
+            } else {
+                format!("**gap: {ratio:.2}** (goal {}{goal})", if higher_is_better { "≥ " } else { "≤ " })
+            }
+        };
+        for table in self.tables.iter().filter(|table| table.backend == Backend::Postgres) {
+            for row in table.rows.iter().filter(|row| !row.route.contains("rows")) {
+                let put = row.route.starts_with("PUT");
+                let rate = |m: &Measured| m.figures.requests_per_second;
+                let versus_fastapi = row.fastapi.as_ref().map_or("skipped".to_owned(), |fastapi| {
+                    verdict(rate(&row.app) / rate(fastapi), if put { 0.9 } else { 1.0 }, true)
+                });
+                let p99 = match (put, row.fastapi.as_ref(), row.app.figures.p99_ms) {
+                    (true, _, _) => "–".to_owned(),
+                    (false, Some(fastapi), Some(app)) => fastapi
+                        .figures
+                        .p99_ms
+                        .map_or("–".to_owned(), |fastapi| verdict(app / fastapi, 1.0, false)),
+                    (false, _, _) => "–".to_owned(),
+                };
+                // A PUT always reaches PostgreSQL, cache or not; a GET only with the cache off.
+                let reaching = if put { Some(&row.app) } else { row.uncached.as_ref() };
+                let versus_floor = match (reaching, row.floor.as_ref()) {
+                    (Some(app), Some(floor)) => verdict(rate(app) / rate(floor), 0.95, true),
+                    _ => "–".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {versus_fastapi} | {p99} | {versus_floor} |",
+                    table.spin, row.route, row.connections
+                );
+            }
         }
         let _ = writeln!(out);
     }
