@@ -5,7 +5,6 @@
 pub mod spec;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -59,16 +58,17 @@ pub struct Service {
     /// `--state-dir`: the SQLite default and the cache's key-value store. Kept across restarts.
     state: tempfile::TempDir,
     client: reqwest::Client,
-    /// The longest any request of this service took, in microseconds (printed on drop: run with
-    /// `--nocapture` to see it; the timeout above is the assertion).
-    slowest_us: AtomicU64,
+    /// The longest any request of this service took, in microseconds, and which (printed on
+    /// drop: run with `--nocapture` to see it; the timeout above is the assertion).
+    slowest: std::sync::Mutex<(u64, String)>,
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let slowest = self.slowest_us.load(Ordering::Relaxed);
-        if slowest > 0 {
-            eprintln!("e2e: {} {:?}: slowest request {:.1} ms", self.app.spin, self.backend, slowest as f64 / 1000.0);
+        let (slowest, request) = &*self.slowest.lock().unwrap();
+        if *slowest > 0 {
+            let ms = *slowest as f64 / 1000.0;
+            eprintln!("e2e: {} {:?}: slowest request {ms:.1} ms: {request}", self.app.spin, self.backend);
         }
     }
 }
@@ -164,7 +164,7 @@ impl Service {
         state: tempfile::TempDir,
     ) -> Self {
         let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
-        Self { app, backend, cluster, dsn, state, client, slowest_us: AtomicU64::new(0) }
+        Self { app, backend, cluster, dsn, state, client, slowest: Default::default() }
     }
 
     pub fn spin(&self) -> &Spin {
@@ -239,7 +239,12 @@ impl Service {
             headers: response.headers().clone(),
             body: response.bytes().await.unwrap_or_else(|e| panic!("{spin}: {method} {path}: body: {e}")).to_vec(),
         };
-        self.slowest_us.fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let took = started.elapsed().as_micros() as u64;
+        let mut slowest = self.slowest.lock().unwrap();
+        if took > slowest.0 {
+            *slowest = (took, format!("{method} {path} ({})", reply.status));
+        }
+        drop(slowest);
         reply
     }
 
