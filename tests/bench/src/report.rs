@@ -237,10 +237,9 @@ impl Report {
                 });
                 let p99 = match (put, row.fastapi.as_ref(), row.app.figures.p99_ms) {
                     (true, _, _) => "–".to_owned(),
-                    (false, Some(fastapi), Some(app)) => fastapi
-                        .figures
-                        .p99_ms
-                        .map_or("–".to_owned(), |fastapi| verdict(app / fastapi, 1.0, false)),
+                    (false, Some(fastapi), Some(app)) => {
+                        fastapi.figures.p99_ms.map_or("–".to_owned(), |fastapi| verdict(app / fastapi, 1.0, false))
+                    }
                     (false, _, _) => "–".to_owned(),
                 };
                 // A PUT always reaches PostgreSQL, cache or not; a GET only with the cache off.

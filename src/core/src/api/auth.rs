@@ -43,7 +43,7 @@ mod tests {
 
     #[test]
     fn no_configured_token_keeps_the_api_open() {
-        assert_eq!(require_bearer(&with_authorization(None), None).unwrap(), false);
+        assert!(!require_bearer(&with_authorization(None), None).unwrap());
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::{
-    apply, decide, version_of, Backend, HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow,
-    StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
+    apply, decide, version_of, HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow, StoredSettings,
+    StoredVersion, Table, Verdict, Write, WriteOutcome,
 };
 use crate::catalog::CATALOG;
 use crate::domain::{Action, Actor, IntegrationId};

@@ -228,7 +228,7 @@ pub fn postgres_script() -> String {
             "  -- {version}: {}\n  IF NOT EXISTS (SELECT 1 FROM integrations_schema_migrations WHERE version = {version}) THEN\n",
             migration.description
         ));
-        for statement in migration.steps.iter().flat_map(postgres_statements) {
+        for statement in migration.steps.iter().flat_map(|step| statements(step, Dialect::Postgres)) {
             script.push_str(&format!("    {statement};\n"));
         }
         script.push_str(&format!(
@@ -242,15 +242,15 @@ pub fn postgres_script() -> String {
 /// The statements of the migrations after `applied`, each migration's ending with its record;
 /// run inside `BEGIN IMMEDIATE` ... `COMMIT`.
 pub fn sqlite_statements(applied: i64) -> Vec<String> {
-    let mut statements = Vec::new();
+    let mut all = Vec::new();
     for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {
-        statements.extend(migration.steps.iter().flat_map(sqlite_step));
-        statements.push(format!(
+        all.extend(migration.steps.iter().flat_map(|step| statements(step, Dialect::Sqlite)));
+        all.push(format!(
             "INSERT INTO integrations_schema_migrations (version, applied_at) VALUES ({}, {SQLITE_NOW_US})",
             migration.version
         ));
     }
-    statements
+    all
 }
 
 /// The table the runner reads first (SQLite), created by the runner itself.
@@ -259,60 +259,39 @@ pub const SQLITE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS integratio
     applied_at INTEGER NOT NULL
 )";
 
-fn postgres_statements(step: &Step) -> Vec<String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+fn statements(step: &Step, dialect: Dialect) -> Vec<String> {
     match step {
-        Step::Sql { postgres, .. } => postgres.iter().map(|s| s.to_string()).collect(),
-        Step::SeedV1(id) => {
-            let entry = entry(id);
-            vec![format!(
-                "INSERT INTO integrations (id, name, description, status, settings) VALUES ({}, {}::jsonb) \
-                 ON CONFLICT (id) DO NOTHING",
-                seed_values(entry),
-                quote(&settings_json(entry))
-            )]
+        Step::Sql { postgres, sqlite } => {
+            let statements = if dialect == Dialect::Postgres { postgres } else { sqlite };
+            statements.iter().map(|statement| statement.to_string()).collect()
         }
-        Step::Seed(id) => {
-            let entry = entry(id);
-            vec![
-                format!(
-                    "INSERT INTO integrations (id, name, description, status, settings, settings_keys) \
-                     VALUES ({}, {}, {}) ON CONFLICT (id) DO NOTHING",
-                    seed_values(entry),
-                    quote(&settings_json(entry)),
-                    quote(&keys_json(entry))
-                ),
-                seed_history(entry),
-            ]
-        }
+        Step::SeedV1(id) => vec![seed_row(entry(id), dialect, false)],
+        Step::Seed(id) => vec![seed_row(entry(id), dialect, true), seed_history(entry(id))],
     }
 }
 
-fn sqlite_step(step: &Step) -> Vec<String> {
-    match step {
-        Step::Sql { sqlite, .. } => sqlite.iter().map(|s| s.to_string()).collect(),
-        Step::SeedV1(id) => {
-            let entry = entry(id);
-            vec![format!(
-                "INSERT INTO integrations (id, name, description, status, settings, created_at, updated_at) \
-                 VALUES ({}, {}, {SQLITE_NOW_US}, {SQLITE_NOW_US}) ON CONFLICT (id) DO NOTHING",
-                seed_values(entry),
-                quote(&settings_json(entry))
-            )]
-        }
-        Step::Seed(id) => {
-            let entry = entry(id);
-            vec![
-                format!(
-                    "INSERT INTO integrations (id, name, description, status, settings, settings_keys, created_at, updated_at) \
-                     VALUES ({}, {}, {}, {SQLITE_NOW_US}, {SQLITE_NOW_US}) ON CONFLICT (id) DO NOTHING",
-                    seed_values(entry),
-                    quote(&settings_json(entry)),
-                    quote(&keys_json(entry))
-                ),
-                seed_history(entry),
-            ]
-        }
+/// The `INSERT` of a catalog entry's row, unless one with its id exists. Version 1's rows had no
+/// `settings_keys`, and its PostgreSQL `settings` were `jsonb`; SQLite's timestamps are given.
+fn seed_row(entry: &IntegrationType, dialect: Dialect, with_keys: bool) -> String {
+    let settings = quote(&settings_json(entry));
+    let settings = if dialect == Dialect::Postgres && !with_keys { format!("{settings}::jsonb") } else { settings };
+    let mut columns = String::from("id, name, description, status, settings");
+    let mut values = format!("{}, {settings}", seed_values(entry));
+    if with_keys {
+        columns.push_str(", settings_keys");
+        values.push_str(&format!(", {}", quote(&keys_json(entry))));
     }
+    if dialect == Dialect::Sqlite {
+        columns.push_str(", created_at, updated_at");
+        values.push_str(&format!(", {SQLITE_NOW_US}, {SQLITE_NOW_US}"));
+    }
+    format!("INSERT INTO integrations ({columns}) VALUES ({values}) ON CONFLICT (id) DO NOTHING")
 }
 
 /// The seeded row's first history version, unless the row already had a history (it existed).
