@@ -100,16 +100,36 @@ fn send(response: Response, out: ResponseOutparam, head_only: bool) {
     // Every status this crate produces is valid.
     let _ = response.set_status_code(parts.status.as_u16());
     let Ok(outgoing) = response.body() else { return };
+    let stream = if head_only { None } else { outgoing.write().ok() };
+    // What the host takes before the head is sent leaves with it, in one write to the socket. Spin
+    // leaves Nagle's algorithm on, so a body that trails its head in a second segment waits for
+    // the client's delayed ACK: 40 ms on Linux, measured as the p99 of every cached read.
+    let early = match &stream {
+        Some(stream) => early_write(stream, &body),
+        None => 0,
+    };
     out.set(response);
-    if !head_only {
-        if let Ok(stream) = outgoing.write() {
-            for chunk in body.chunks(WRITE_CHUNK) {
-                // The client went away: nothing left to tell it.
-                if stream.blocking_write_and_flush(chunk).is_err() {
-                    break;
-                }
+    if let Some(stream) = &stream {
+        for chunk in body[early..].chunks(WRITE_CHUNK) {
+            // The client went away: nothing left to tell it.
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
             }
         }
     }
+    drop(stream);
     let _ = OutgoingBody::finish(outgoing, None);
+}
+
+/// Writes as much of `body` as the stream takes without waiting (the head is not sent yet, so
+/// nothing would drain it), and returns how much that was.
+fn early_write(stream: &wasi::io::streams::OutputStream, body: &[u8]) -> usize {
+    let permitted = stream.check_write().map_or(0, |permit| usize::try_from(permit).unwrap_or(usize::MAX));
+    let early = body.len().min(permitted);
+    if early == 0 || stream.write(&body[..early]).is_err() {
+        return 0;
+    }
+    // Starts the flush; the writes after the head (or finishing the body) complete it.
+    let _ = stream.flush();
+    early
 }
