@@ -17,6 +17,14 @@
 //!   seen within `cache_ttl_ms`.
 //! - **Sealed means sealed**: entries hold rows as stored, with settings still sealed.
 //!
+//! An entry is refreshed a little before it expires, by one reader picked at random (the
+//! "probabilistic early expiration" of Vattani, Chierichetti and Lowenstein, *Optimal
+//! Probabilistic Cache Stampede Prevention*, VLDB 2015): the closer to expiry and the slower the
+//! read that filled it, the likelier a reader is to refresh it. Without it, every reader that
+//! arrives in the moment an entry expires queries the database at once; at 64 connections that
+//! stampede, once per `cache_ttl_ms`, was the p99 of the cached read (167-220 ms against 62-67 ms
+//! with entries that never expire, under Spin 4.1 on PostgreSQL).
+//!
 //! Any trouble with the key-value store makes the cache step aside: the request reads the
 //! database as if there were no cache.
 
@@ -51,6 +59,9 @@ struct Entry<T> {
     generation: Option<String>,
     /// When it was filled, in milliseconds since the Unix epoch.
     filled_ms: i64,
+    /// How long the read that filled it took, in microseconds (absent in entries of older releases).
+    #[serde(default)]
+    cost_us: i64,
     value: T,
 }
 
@@ -92,16 +103,21 @@ impl<'a> CachedStore<'a> {
                 return fill();
             }
         };
-        let now = now_ms();
+        let started_us = Timestamp::now().0;
+        let now = started_us / 1000;
         let cached = self.kv.get(key).ok().flatten().and_then(|bytes| serde_json::from_slice::<Entry<T>>(&bytes).ok());
         if let Some(entry) = cached {
-            let age = now - entry.filled_ms;
-            if entry.generation == generation && (0..self.ttl_ms).contains(&age) {
+            let age_ms = now - entry.filled_ms;
+            if entry.generation == generation
+                && (0..self.ttl_ms).contains(&age_ms)
+                && !refresh_early(age_ms, entry.cost_us, self.ttl_ms, uniform())
+            {
                 return Ok(entry.value);
             }
         }
         let value = fill()?;
-        let entry = Entry { generation, filled_ms: now, value };
+        let cost_us = Timestamp::now().0 - started_us;
+        let entry = Entry { generation, filled_ms: now, cost_us, value };
         let bytes = serde_json::to_vec(&entry).expect("entries always serialize");
         if let Err(reason) = self.kv.set(key, &bytes) {
             (self.on_trouble)(&reason);
@@ -123,6 +139,25 @@ impl<'a> CachedStore<'a> {
     }
 }
 
+/// Whether a reader should refresh an entry of `age_ms` that took `cost_us` to fill, given `u`
+/// drawn uniformly from (0, 1]: the XFetch rule `age - cost * ln(u) >= ttl`. `-ln(u)` is
+/// exponentially distributed with mean 1, so a reader refreshes early about when the entry has
+/// less than its own fill time left, rarely much sooner; an entry that filled instantly is only
+/// refreshed when it expires.
+fn refresh_early(age_ms: i64, cost_us: i64, ttl_ms: i64, u: f64) -> bool {
+    let head_start_ms = cost_us.max(0) as f64 / 1000.0 * -u.ln();
+    age_ms as f64 + head_start_ms >= ttl_ms as f64
+}
+
+/// A number drawn uniformly from (0, 1]. Without randomness (never on Spin) it is 1: no early
+/// refresh, which is the plain TTL.
+fn uniform() -> f64 {
+    let Ok(bits) = getrandom::u64() else { return 1.0 };
+    // The top 53 bits, as many as an f64 holds exactly, shifted off zero.
+    ((bits >> 11) + 1) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
 fn now_ms() -> i64 {
     Timestamp::now().0 / 1000
 }
@@ -260,9 +295,65 @@ pub mod tests {
         let stale = Entry {
             generation: old_generation.map(|g| String::from_utf8(g).unwrap()),
             filled_ms: now_ms(),
+            cost_us: 0,
             value: MemoryStore::seeded().get(&widget()).unwrap(),
         };
         kv.set("integrations/item/chat_widget", &serde_json::to_vec(&stale).unwrap()).unwrap();
         assert!(!cache.get(&widget()).unwrap().unwrap().status, "the stale fill is not used");
+    }
+
+    #[test]
+    fn readers_refresh_early_only_near_expiry_and_in_proportion_to_the_fill_cost() {
+        // An entry that filled in 10 ms, 1 s TTL: a typical draw (u = 1/e, -ln u = 1) refreshes
+        // once 10 ms or less remain; an unlucky one (u = e^-5) from 50 ms before expiry.
+        let typical = (-1.0f64).exp();
+        assert!(!refresh_early(980, 10_000, 1_000, typical));
+        assert!(refresh_early(990, 10_000, 1_000, typical));
+        assert!(!refresh_early(940, 10_000, 1_000, (-5.0f64).exp()));
+        assert!(refresh_early(950, 10_000, 1_000, (-5.0f64).exp()));
+        // u = 1 never refreshes before expiry; neither does an instant fill or an old entry
+        // without a recorded cost (cost 0).
+        assert!(!refresh_early(999, 10_000, 1_000, 1.0));
+        assert!(!refresh_early(999, 0, 1_000, f64::MIN_POSITIVE));
+        // Out of 10,000 readers of an entry 800 ms old (200 ms left, 10 ms fill), about e^-20 of
+        // them refresh: none. At 995 ms (5 ms left), about e^-0.5 = 61 %.
+        let draws: Vec<f64> = (0..10_000).map(|_| uniform()).collect();
+        assert!(draws.iter().all(|u| *u > 0.0 && *u <= 1.0));
+        let share = |age| draws.iter().filter(|u| refresh_early(age, 10_000, 1_000, **u)).count() as f64 / 1e4;
+        assert_eq!(share(800), 0.0);
+        assert!((0.55..0.67).contains(&share(995)), "{}", share(995));
+    }
+
+    #[test]
+    fn an_entry_near_expiry_is_refreshed_by_a_reader_with_the_fill_cost_recorded() {
+        let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
+        let cache = cached(&db, &kv, 60_000);
+        cache.get(&widget()).unwrap();
+        let key = "integrations/item/chat_widget";
+        let mut entry: Entry<Option<StoredRow>> = serde_json::from_slice(&kv.get(key).unwrap().unwrap()).unwrap();
+        assert!(entry.cost_us >= 0);
+        // Filled 59.9 s ago by a read that took an hour: any reader now refreshes it.
+        entry.filled_ms = now_ms() - 59_900;
+        entry.cost_us = 3_600_000_000;
+        kv.set(key, &serde_json::to_vec(&entry).unwrap()).unwrap();
+        db.write(&toggle("chat_widget")).unwrap(); // around the cache
+        assert!(!cache.get(&widget()).unwrap().unwrap().status, "refreshed from the database");
+        let refilled: Entry<Option<StoredRow>> = serde_json::from_slice(&kv.get(key).unwrap().unwrap()).unwrap();
+        assert!(now_ms() - refilled.filled_ms < 59_900);
+    }
+
+    #[test]
+    fn entries_of_the_previous_release_without_a_cost_are_still_used() {
+        let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
+        let cache = cached(&db, &kv, 60_000);
+        let generation = kv.get(GENERATION).unwrap().map(|g| String::from_utf8(g).unwrap());
+        let old = serde_json::json!({
+            "generation": generation,
+            "filled_ms": now_ms(),
+            "value": MemoryStore::seeded().get(&widget()).unwrap(),
+        });
+        kv.set("integrations/item/chat_widget", &serde_json::to_vec(&old).unwrap()).unwrap();
+        db.write(&toggle("chat_widget")).unwrap(); // around the cache
+        assert!(cache.get(&widget()).unwrap().unwrap().status, "served from the old entry");
     }
 }
