@@ -261,6 +261,28 @@ on_every_spin!(a_broken_body_is_a_400_and_changes_nothing, |service: Service| as
     assert!(!lines.contains("stack backtrace"), "{lines}");
 });
 
+// The components run on a 256 KiB stack (.cargo/config.toml), where a recursive parser could
+// overflow: the deepest JSON serde_json accepts (128 levels) and far deeper nesting (a body's
+// worth) are both answered with a 422, never a trap, and change nothing.
+on_every_spin!(deeply_nested_json_is_a_422_and_changes_nothing, |service: Service| async move {
+    let before = service.get("/admin/integrations/facebook").await.json();
+    for depth in [127, 30_000] {
+        let body = format!(r#"{{"settings": {{"verify": {}{}}}}}"#, "[".repeat(depth), "]".repeat(depth));
+        let reply = service
+            .send(
+                Method::PUT,
+                "/admin/integrations/facebook",
+                &[("content-type", "application/json")],
+                Some(body.into()),
+            )
+            .await;
+        assert_eq!(reply.status, 422, "depth {depth}: {}", String::from_utf8_lossy(&reply.body));
+    }
+    assert_eq!(service.get("/admin/integrations/facebook").await.json(), before);
+    let lines = service.log_lines().join("\n");
+    assert!(!lines.contains("wasm backtrace") && !lines.contains("stack overflow"), "{lines}");
+});
+
 on_every_spin!(http_semantics_as_fastapi_and_rfc_9110_have_them, |service: Service| async move {
     // Finding 6.
     let star = service
