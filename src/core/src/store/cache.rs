@@ -110,7 +110,7 @@ impl<'a> CachedStore<'a> {
             let age_ms = now - entry.filled_ms;
             if entry.generation == generation
                 && (0..self.ttl_ms).contains(&age_ms)
-                && !refresh_early(age_ms, entry.cost_us, self.ttl_ms, uniform())
+                && !refresh_early(age_ms, entry.cost_us, self.ttl_ms, uniform)
             {
                 return Ok(entry.value);
             }
@@ -143,10 +143,13 @@ impl<'a> CachedStore<'a> {
 /// drawn uniformly from (0, 1]: the XFetch rule `age - cost * ln(u) >= ttl`. `-ln(u)` is
 /// exponentially distributed with mean 1, so a reader refreshes early about when the entry has
 /// less than its own fill time left, rarely much sooner; an entry that filled instantly is only
-/// refreshed when it expires.
-fn refresh_early(age_ms: i64, cost_us: i64, ttl_ms: i64, u: f64) -> bool {
-    let head_start_ms = cost_us.max(0) as f64 / 1000.0 * -u.ln();
-    age_ms as f64 + head_start_ms >= ttl_ms as f64
+/// refreshed when it expires. `u` is only drawn where it can matter: [`uniform`] never gives
+/// less than 2^-53, so the head start is at most `cost * 53 ln 2`, and most hits draw nothing.
+fn refresh_early(age_ms: i64, cost_us: i64, ttl_ms: i64, u: impl FnOnce() -> f64) -> bool {
+    const MAX_LOG_FACTOR: f64 = 53.0 * std::f64::consts::LN_2;
+    let cost_ms = cost_us.max(0) as f64 / 1000.0;
+    let (age_ms, ttl_ms) = (age_ms as f64, ttl_ms as f64);
+    age_ms + cost_ms * MAX_LOG_FACTOR >= ttl_ms && age_ms + cost_ms * -u().ln() >= ttl_ms
 }
 
 /// A number drawn uniformly from (0, 1]. Without randomness (never on Spin) it is 1: no early
@@ -307,19 +310,19 @@ pub mod tests {
         // An entry that filled in 10 ms, 1 s TTL: a typical draw (u = 1/e, -ln u = 1) refreshes
         // once 10 ms or less remain; an unlucky one (u = e^-5) from 50 ms before expiry.
         let typical = (-1.0f64).exp();
-        assert!(!refresh_early(980, 10_000, 1_000, typical));
-        assert!(refresh_early(990, 10_000, 1_000, typical));
-        assert!(!refresh_early(940, 10_000, 1_000, (-5.0f64).exp()));
-        assert!(refresh_early(950, 10_000, 1_000, (-5.0f64).exp()));
+        assert!(!refresh_early(980, 10_000, 1_000, || typical));
+        assert!(refresh_early(990, 10_000, 1_000, || typical));
+        assert!(!refresh_early(940, 10_000, 1_000, || (-5.0f64).exp()));
+        assert!(refresh_early(950, 10_000, 1_000, || (-5.0f64).exp()));
         // u = 1 never refreshes before expiry; neither does an instant fill or an old entry
         // without a recorded cost (cost 0).
-        assert!(!refresh_early(999, 10_000, 1_000, 1.0));
-        assert!(!refresh_early(999, 0, 1_000, f64::MIN_POSITIVE));
+        assert!(!refresh_early(999, 10_000, 1_000, || 1.0));
+        assert!(!refresh_early(999, 0, 1_000, || f64::MIN_POSITIVE));
         // Out of 10,000 readers of an entry 800 ms old (200 ms left, 10 ms fill), about e^-20 of
         // them refresh: none. At 995 ms (5 ms left), about e^-0.5 = 61 %.
         let draws: Vec<f64> = (0..10_000).map(|_| uniform()).collect();
         assert!(draws.iter().all(|u| *u > 0.0 && *u <= 1.0));
-        let share = |age| draws.iter().filter(|u| refresh_early(age, 10_000, 1_000, **u)).count() as f64 / 1e4;
+        let share = |age| draws.iter().filter(|u| refresh_early(age, 10_000, 1_000, || **u)).count() as f64 / 1e4;
         assert_eq!(share(800), 0.0);
         assert!((0.55..0.67).contains(&share(995)), "{}", share(995));
     }
