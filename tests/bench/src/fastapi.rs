@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 
 /// Checked together: the baseline's `@app.on_event("startup")` (deprecated, but kept by
 /// FastAPI) still runs its pool and schema set-up under these. Plain `uvicorn`, as the seed
@@ -95,25 +95,9 @@ impl FastApi {
 
     /// Its startup hook opens the pool and creates the table before uvicorn accepts requests.
     async fn wait_until_serving(&mut self) -> Result<()> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         let url = format!("{}/admin/integrations/", self.base_url);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("uvicorn exited before serving ({status}):\n{}", self.output());
-            }
-            if client.get(&url).send().await.is_ok_and(|response| response.status().is_success()) {
-                return Ok(());
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("uvicorn did not serve within a minute:\n{}", self.output());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+        let read = || std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        test_support::wait_until_serving(&mut self.child, "uvicorn", &url, Duration::from_secs(60), read).await
     }
 
     pub fn base_url(&self) -> &str {

@@ -216,13 +216,20 @@ fn component_sizes() -> Result<Vec<(String, u64)>> {
 }
 
 /// The app as a deployment runs it: its spin.toml with its runtime-config.toml (the read cache's
-/// key-value store in memory).
+/// key-value store in memory), with `log_level=warn` (the default `info` writes a log line per
+/// request, which is not what is measured here).
 fn app_options() -> AppOptions {
     let root = test_support::workspace_root();
     as_deployed(AppOptions {
         runtime_config: Some(root.join("runtime-config.toml")),
         ..AppOptions::manifest(root.join("spin.toml"))
     })
+    .variable("log_level", "warn")
+}
+
+/// [`app_options`] on the PostgreSQL database `dsn`, whose server is at `host`.
+fn app_on_postgres(dsn: &str, host: &str) -> AppOptions {
+    app_options().variable("db_dsn", dsn).variable("db_host", host).variable("db_backend", "postgres")
 }
 
 /// Spin without `RUST_BACKTRACE`, which a developer's shell may set and a deployment does not:
@@ -262,27 +269,10 @@ impl Run {
         let host = self.postgres.host_port();
         let app_dsn = fresh_database(&admin, &format!("bench_app_{pass}")).await?;
         self.progress(&format!("{spin}, PostgreSQL: starting the app, the floor and FastAPI"));
-        let app = SpinApp::start(
-            spin,
-            &app_options()
-                .variable("db_dsn", &app_dsn)
-                .variable("db_host", &host)
-                .variable("db_backend", "postgres")
-                .variable("log_level", "warn"),
-        )
-        .await?;
+        let app = SpinApp::start(spin, &app_on_postgres(&app_dsn, &host)).await?;
         // The app's first request creates and seeds the schema, which the floor then reads.
         warm_up("app", app.base_url(), false).await?;
-        let uncached = SpinApp::start(
-            spin,
-            &app_options()
-                .variable("db_dsn", &app_dsn)
-                .variable("db_host", &host)
-                .variable("db_backend", "postgres")
-                .variable("log_level", "warn")
-                .variable("cache_ttl_ms", "0"),
-        )
-        .await?;
+        let uncached = SpinApp::start(spin, &app_on_postgres(&app_dsn, &host).variable("cache_ttl_ms", "0")).await?;
         warm_up("app, cache off", uncached.base_url(), false).await?;
         let floor = SpinApp::start(
             spin,
@@ -348,7 +338,7 @@ impl Run {
     /// the floor is PostgreSQL's, so those columns repeat the PostgreSQL pass's FastAPI figures.
     async fn sqlite_pass(&self, spin: &Spin, on_postgres: &Table) -> Result<Table> {
         self.progress(&format!("{spin}, SQLite: starting the app"));
-        let app = SpinApp::start(spin, &app_options().variable("log_level", "warn")).await?;
+        let app = SpinApp::start(spin, &app_options()).await?;
         warm_up("app", app.base_url(), false).await?;
         let mut table = Table::new(spin, Backend::Sqlite);
         let cell = |route: &Route, label: String, connections: u32| -> Result<Row> {

@@ -342,19 +342,8 @@ fn cpu_model() -> String {
 }
 
 fn memory() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let kib: f64 = text
-                .lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()?;
-            Some(format!("{:.0} GiB", kib / (1024.0 * 1024.0)))
-        })
+    test_support::proc_kib("/proc/meminfo", "MemTotal")
+        .map(|kib| format!("{:.0} GiB", kib as f64 / (1024.0 * 1024.0)))
         .unwrap_or_else(|| "unknown memory".into())
 }
 

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 
 /// How long a first start may take: Spin compiles every component before it serves (a few
 /// seconds each on 2 cores; later starts hit Wasmtime's cache).
 const START_TIMEOUT: Duration = Duration::from_secs(180);
+/// What `spin up` writes to its stdout and stderr, in the app's own directory.
+const OUTPUT: &str = "spin-output.txt";
 
 /// One Spin CLI and the version it reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +145,7 @@ impl SpinApp {
             }
         };
         let port = free_port()?;
-        let output = std::fs::File::create(dir.path().join("spin-output.txt"))?;
+        let output = std::fs::File::create(dir.path().join(OUTPUT))?;
 
         let mut command = Command::new(&spin.path);
         command.arg("up").args(["--listen", &format!("127.0.0.1:{port}")]).arg("--state-dir").arg(&state_dir);
@@ -180,21 +182,10 @@ impl SpinApp {
 
     /// Polls Spin's own health endpoint (answered by the trigger, not by a component).
     async fn wait_until_serving(&mut self) -> Result<()> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         let url = format!("{}/.well-known/spin/health", self.base_url);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("{} exited before serving ({status}):\n{}", self.spin, self.output());
-            }
-            if client.get(&url).send().await.is_ok_and(|response| response.status().is_success()) {
-                return Ok(());
-            }
-            if started.elapsed() > START_TIMEOUT {
-                bail!("{} did not serve within {START_TIMEOUT:?}:\n{}", self.spin, self.output());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let spin = self.spin.to_string();
+        let read = || std::fs::read_to_string(self.dir.path().join(OUTPUT)).unwrap_or_default();
+        crate::wait_until_serving(&mut self.child, &spin, &url, START_TIMEOUT, read).await
     }
 
     pub fn base_url(&self) -> &str {
@@ -222,7 +213,7 @@ impl SpinApp {
 
     /// What Spin itself printed (not the components: see [`Self::logs`]).
     pub fn output(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("spin-output.txt")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join(OUTPUT)).unwrap_or_default()
     }
 
     /// Every line the components wrote so far. Spin writes component output to
@@ -324,16 +315,14 @@ fn process_group_of(pid: u32) -> Option<u32> {
 }
 
 fn resident_bytes_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    Some(proc_kib(&format!("/proc/{pid}/status"), "VmRSS")? * 1024)
+}
+
+/// A `Name:   1234 kB` line of a /proc file (`/proc/meminfo`, `/proc/PID/status`), in KiB.
+pub fn proc_kib(path: &str, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -346,5 +335,6 @@ mod tests {
         let group = process_group_of(me).unwrap();
         assert!(group > 0);
         assert!(resident_bytes_of(me).unwrap() > 1024 * 1024);
+        assert!(proc_kib("/proc/meminfo", "MemTotal").unwrap() > 1024);
     }
 }
