@@ -5,11 +5,12 @@ use std::cell::RefCell;
 
 use crate::config::{Storage, Variables};
 use crate::store::cache::KeyValue;
-use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::{PostgresStore, Seeder, SqliteStore, Store, StoreError};
 
 pub trait Host: Variables {
-    /// The database `storage` names, as a connection for this request.
-    fn open_database(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError>;
+    /// The database `storage` names, as a connection for this request; `seeder` makes the
+    /// catalog's rows, should the database lack one.
+    fn open_database<'a>(&self, storage: &Storage, seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError>;
     /// The key-value store the cache lives in (Spin's `default`).
     fn key_value(&self) -> Result<Box<dyn KeyValue>, String>;
 }
@@ -34,10 +35,10 @@ impl Variables for SpinHost {
 }
 
 impl Host for SpinHost {
-    fn open_database(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
+    fn open_database<'a>(&self, storage: &Storage, seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError> {
         Ok(match storage {
-            Storage::Postgres { dsn } => Box::new(PostgresStore::open(dsn)?),
-            Storage::Sqlite => Box::new(SqliteStore::open()?),
+            Storage::Postgres { dsn } => Box::new(PostgresStore::open(dsn, seeder)?),
+            Storage::Sqlite => Box::new(SqliteStore::open(seeder)?),
             Storage::Misconfigured { why, .. } => return Err(StoreError::Misconfigured(why)),
         })
     }

@@ -3,9 +3,11 @@
 //! and history versions are compared to say what changed. No HTTP here, no SQL.
 
 use std::cell::OnceCell;
+use std::rc::Rc;
 
 use serde::Serialize;
 
+use crate::catalog;
 use crate::config::Storage;
 use crate::domain::history::VersionState;
 use crate::domain::{
@@ -16,8 +18,8 @@ use crate::host::Host;
 use crate::seal::{self, Keyring};
 use crate::store::cache::CachedStore;
 use crate::store::{
-    HistoryPage, KeyUsage, ResealItem, SettingsWrite, Store, StoreError, StoredRow, StoredSettings, StoredVersion,
-    Write, WriteOutcome,
+    HistoryPage, KeyUsage, ResealItem, Seed, SettingsWrite, Store, StoreError, StoredRow, StoredSettings,
+    StoredVersion, Write, WriteOutcome,
 };
 
 /// How a request uses the read-through cache.
@@ -97,7 +99,7 @@ pub struct ResealReport {
 /// fresh cache entry of a plain row needs neither the database nor the keyring.
 pub struct Service<'a> {
     store: Box<dyn Store + 'a>,
-    keyring: Keys<'a>,
+    keyring: Rc<Keys<'a>>,
 }
 
 /// The keyring, parsed from `settings_keyring` when first needed.
@@ -128,8 +130,13 @@ impl<'a> Service<'a> {
     /// Opens what the request needs, lazily: the database is only reached when an answer needs
     /// it (a fresh cache entry does not). `on_cache_trouble` hears of key-value store failures.
     pub fn open(host: &'a dyn Host, cache: CacheUse, on_cache_trouble: Box<dyn Fn(&str) + 'a>) -> Self {
-        let keyring = Keys { variable: Box::new(move || host.get("settings_keyring")), parsed: OnceCell::new() };
-        let open = move || host.open_database(&Storage::from_variables(host));
+        let keyring =
+            Rc::new(Keys { variable: Box::new(move || host.get("settings_keyring")), parsed: OnceCell::new() });
+        let seeding = Rc::clone(&keyring);
+        let open = move || {
+            let keyring = Rc::clone(&seeding);
+            host.open_database(&Storage::from_variables(host), Box::new(move || seeds(keyring.get()?)))
+        };
         let database: Box<dyn Store + 'a> = Box::new(Lazy { open: Box::new(open), store: OnceCell::new() });
         let ttl_ms = if cache == CacheUse::None { 0 } else { host.number("cache_ttl_ms") };
         let store: Box<dyn Store + 'a> = if ttl_ms == 0 {
@@ -340,6 +347,16 @@ impl<'a> Service<'a> {
     }
 }
 
+/// The catalog's rows as this deployment stores them: their default settings, sealed with the
+/// current key when there is a keyring, so that a keyed deployment has no plain row from its
+/// first request on.
+fn seeds(keyring: Option<&Keyring>) -> Result<Vec<Seed>, StoreError> {
+    let seed = |entry: &'static catalog::IntegrationType| {
+        Ok(Seed { entry, settings: seal::store(keyring, entry.id, &entry.default_settings())? })
+    };
+    catalog::CATALOG.iter().map(seed).collect()
+}
+
 /// Which keys seal how many rows, for the keyring `keyring`.
 fn report(keyring: Option<&Keyring>, usage: &KeyUsage) -> KeyReport {
     let current = keyring.map(|ring| ring.current_id().to_owned());
@@ -359,12 +376,12 @@ fn report(keyring: Option<&Keyring>, usage: &KeyUsage) -> KeyReport {
 
 /// The database, opened on first use.
 struct Lazy<'a> {
-    open: Box<dyn Fn() -> Result<Box<dyn Store>, StoreError> + 'a>,
-    store: OnceCell<Box<dyn Store>>,
+    open: Box<dyn Fn() -> Result<Box<dyn Store + 'a>, StoreError> + 'a>,
+    store: OnceCell<Box<dyn Store + 'a>>,
 }
 
-impl Lazy<'_> {
-    fn store(&self) -> Result<&dyn Store, StoreError> {
+impl<'a> Lazy<'a> {
+    fn store(&self) -> Result<&(dyn Store + 'a), StoreError> {
         if let Some(store) = self.store.get() {
             return Ok(store.as_ref());
         }

@@ -71,8 +71,14 @@ on_every_spin!(settings_are_checked_against_the_catalog, |service: Service| asyn
         let detail = &reply.json()["detail"][0];
         assert_eq!((&detail["loc"], detail["type"].as_str()), (&loc, Some(kind)), "{body}");
     }
-    let widget = service.put("/admin/integrations/chat_widget", &json!({"settings": {"color": "blue"}})).await;
-    assert_eq!(widget.status, 422, "the chat widget declares no settings");
+    // The chat widget's settings are free-form, as in the original: any object, stored exactly.
+    let free_form = r##"{"theme":{"color":"#123456","dark":true},"origins":["https://a.example"],"n":1.50}"##;
+    let body = format!(r#"{{"settings": {free_form}}}"#).into_bytes();
+    let headers = [("content-type", "application/json")];
+    let widget = service.send(Method::PUT, "/admin/integrations/chat_widget", &headers, Some(body)).await;
+    assert_eq!(widget.status, 200, "{}", String::from_utf8_lossy(&widget.body));
+    let read = String::from_utf8(service.get("/admin/integrations/chat_widget").await.body).unwrap();
+    assert!(read.contains(&format!("\"settings\":{free_form}")), "{read}");
     assert_eq!(service.get("/admin/integrations/facebook").await.json(), before, "a refused PUT changes nothing");
 });
 

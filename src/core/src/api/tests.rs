@@ -10,7 +10,7 @@ use crate::config::{Storage, Variables};
 use crate::store::cache::tests::MemoryKv;
 use crate::store::cache::KeyValue;
 use crate::store::memory::MemoryStore;
-use crate::store::{Store, StoredRow, StoredSettings};
+use crate::store::{Seeder, Store, StoredRow, StoredSettings};
 
 const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
@@ -80,7 +80,7 @@ impl Variables for TestHost {
 }
 
 impl Host for TestHost {
-    fn open_database(&self, _storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
+    fn open_database<'a>(&self, _storage: &Storage, _seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError> {
         if let Some(error) = &self.failure {
             return Err(error.clone());
         }
@@ -247,17 +247,30 @@ fn a_database_outage_is_a_503_with_retry_after_and_readiness_fails() {
 #[test]
 fn undeclared_settings_are_refused_unless_already_stored() {
     let host = TestHost::new();
-    let (status, _, body) = host.call(Endpoint::Item, item("PUT", "chat_widget"), r#"{"settings": {"color": "blue"}}"#);
+    let (status, _, body) = host.call(Endpoint::Item, item("PUT", "facebook"), r#"{"settings": {"color": "blue"}}"#);
     assert_eq!(status, 422);
     assert_eq!(body["detail"][0]["loc"], json!(["body", "settings", "color"]));
     assert_eq!(body["detail"][0]["type"], "extra_forbidden");
     // A key kept from before the catalog: the admin UI sends it back, and that keeps working.
-    let mut row = host.store.get(&IntegrationId::parse("chat_widget").unwrap()).unwrap().unwrap();
+    let mut row = host.store.get(&IntegrationId::parse("facebook").unwrap()).unwrap().unwrap();
     row.settings = StoredSettings { text: r#"{"color":"blue"}"#.into(), key: None };
     row.settings_keys = vec!["color".into()];
     host.store.put_row(row);
-    let ui_body = r#"{"id": "chat_widget", "name": "Chat Widget", "description": "d", "status": false, "settings": {"color": "blue"}}"#;
-    assert_eq!(host.call(Endpoint::Item, item("PUT", "chat_widget"), ui_body).0, 200);
+    let ui_body = r#"{"id": "facebook", "name": "Facebook Messenger", "description": "d", "status": false, "settings": {"color": "blue"}}"#;
+    assert_eq!(host.call(Endpoint::Item, item("PUT", "facebook"), ui_body).0, 200);
+}
+
+#[test]
+fn the_chat_widget_stores_any_object_exactly_and_the_history_withholds_it() {
+    let host = TestHost::new();
+    let settings = r##"{"theme":{"color":"#123456"},"greeting":"hi","n":123456789012345678901234567890}"##;
+    let (status, _, body) =
+        host.call(Endpoint::Item, item("PUT", "chat_widget"), &format!(r#"{{"settings": {settings}}}"#));
+    assert_eq!((status, body["settings"].to_string()), (StatusCode::OK, settings.to_owned()));
+    let (_, _, page) = host.call(Endpoint::History, history("GET", "chat_widget", ""), "");
+    let latest = &page["versions"][0];
+    assert_eq!(latest["integration"]["secret_settings"], json!(["theme", "greeting", "n"]), "{latest}");
+    assert!(!page.to_string().contains("123456789012345678901234567890"), "{page}");
 }
 
 #[test]

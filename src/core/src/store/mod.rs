@@ -26,8 +26,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Action, Actor, IntegrationId, Settings, WriteConditions};
 
+pub use migrations::Seed;
 pub use postgres::{statements as postgres_statements, PostgresStore};
 pub use sqlite::SqliteStore;
+
+/// Makes the catalog's rows as this deployment stores them (sealed when a keyring is set): asked
+/// for only when a database lacks one of them, or its schema is behind.
+pub type Seeder<'a> = Box<dyn Fn() -> Result<Vec<Seed>, StoreError> + 'a>;
 
 /// Settings as stored: plain JSON text (`key: None`), or a ciphertext and the id of the key
 /// that sealed it.
@@ -138,6 +143,17 @@ pub struct ResealItem {
 pub enum Table {
     Live,
     History,
+}
+
+impl Table {
+    /// The `tbl` column of the statements that read both tables.
+    fn parse(name: &str) -> Result<Self, StoreError> {
+        match name {
+            "live" => Ok(Self::Live),
+            "history" => Ok(Self::History),
+            _ => Err(unexpected_shape("tbl")),
+        }
+    }
 }
 
 /// The storage a request talks to.
@@ -278,6 +294,92 @@ fn condition_params(conditions: &WriteConditions) -> (Option<Vec<i64>>, Vec<i64>
         Some(Precondition::OneOf(tags)) => (versions(tags), false),
     };
     (allowed, forbidden, none_match_any)
+}
+
+/// A row of either backend's result, read by column name. Both stores' statements name their
+/// columns alike (`created_us`, `settings_key`, ...), so one decoder reads each kind of row.
+trait Columns {
+    /// A text column; `None` for NULL.
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    /// A boolean column (SQLite: an integer, 0 or not).
+    fn flag(&self, column: &str) -> Result<Option<bool>, StoreError>;
+}
+
+/// A column that is never NULL where it is read.
+fn present<T>(value: Option<T>, column: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| unexpected_shape(column))
+}
+
+impl StoredSettings {
+    fn decode(row: &impl Columns) -> Result<Self, StoreError> {
+        Ok(Self { text: present(row.text("settings")?, "settings")?, key: row.text("settings_key")? })
+    }
+}
+
+impl StoredRow {
+    /// A live row; `None` for the NULLs of "not found".
+    fn decode(row: &impl Columns) -> Result<Option<Self>, StoreError> {
+        let Some(id) = row.text("id")? else { return Ok(None) };
+        let integer = |column| present(row.integer(column)?, column);
+        Ok(Some(Self {
+            id,
+            name: present(row.text("name")?, "name")?,
+            description: present(row.text("description")?, "description")?,
+            status: present(row.flag("status")?, "status")?,
+            settings: StoredSettings::decode(row)?,
+            settings_keys: parse_names(&present(row.text("settings_keys")?, "settings_keys")?)?,
+            version: integer("version")?,
+            created_at: integer("created_us")?,
+            updated_at: integer("updated_us")?,
+        }))
+    }
+}
+
+impl StoredVersion {
+    /// A history row; `None` for the NULLs of "no version".
+    fn decode(row: &impl Columns) -> Result<Option<Self>, StoreError> {
+        let Some(version) = row.integer("version")? else { return Ok(None) };
+        let action = present(row.text("action")?, "action")?;
+        Ok(Some(Self {
+            version,
+            recorded_at: present(row.integer("recorded_us")?, "recorded_us")?,
+            action: Action::parse(&action).ok_or_else(|| unexpected_shape("action"))?,
+            restored_from: row.integer("restored_from")?,
+            name: present(row.text("name")?, "name")?,
+            description: present(row.text("description")?, "description")?,
+            status: present(row.flag("status")?, "status")?,
+            settings: StoredSettings::decode(row)?,
+            actor: Actor {
+                request_id: row.text("request_id")?,
+                client_addr: row.text("client_addr")?,
+                authenticated: present(row.flag("authenticated")?, "authenticated")?,
+            },
+        }))
+    }
+}
+
+impl ResealItem {
+    /// A row of the reseal candidates; `None` for the NULLs of "none".
+    fn decode(row: &impl Columns) -> Result<Option<Self>, StoreError> {
+        let Some(table) = row.text("tbl")? else { return Ok(None) };
+        Ok(Some(Self {
+            table: Table::parse(&table)?,
+            id: present(row.text("id")?, "id")?,
+            version: present(row.integer("version")?, "version")?,
+            settings: StoredSettings::decode(row)?,
+        }))
+    }
+}
+
+fn unexpected_shape(column: &str) -> StoreError {
+    StoreError::Unexpected(format!("column {column} has an unexpected type"))
+}
+
+/// Whether `id` is a catalog entry: a write that finds no such row may find it once the catalog
+/// is seeded.
+fn is_catalog_entry(id: &IntegrationId) -> bool {
+    crate::catalog::find(id.as_str()).is_some()
 }
 
 /// A JSON array of names, as the `settings_keys` column holds them.
