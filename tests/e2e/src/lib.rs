@@ -5,7 +5,6 @@
 pub mod spec;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
@@ -58,6 +57,8 @@ pub struct Service {
     /// `--state-dir`: the SQLite default and the cache's key-value store. Kept across restarts.
     state: tempfile::TempDir,
     client: reqwest::Client,
+    /// The description this service serves, fetched on its first checked request.
+    spec: tokio::sync::OnceCell<Spec>,
     /// The longest any request of this service took, in microseconds, and which (printed on
     /// drop: run with `--nocapture` to see it; the timeout above is the assertion).
     slowest: std::sync::Mutex<(u64, String)>,
@@ -75,11 +76,6 @@ impl Drop for Service {
 
 pub fn manifest() -> PathBuf {
     test_support::workspace_root().join("spin.toml")
-}
-
-fn spec() -> &'static Spec {
-    static SPEC: OnceLock<Spec> = OnceLock::new();
-    SPEC.get_or_init(Spec::load)
 }
 
 impl Service {
@@ -135,6 +131,8 @@ impl Service {
             SpinApp::start(&spin, &options).await.unwrap_or_else(|e| panic!("the app restarts under {spin}: {e:#}"));
         let old = std::mem::replace(&mut self.app, app);
         old.stop().await.expect("the old app stops");
+        // Another build may describe itself otherwise.
+        self.spec = Default::default();
     }
 
     /// The state directory (`--state-dir`) of the app.
@@ -164,7 +162,7 @@ impl Service {
         state: tempfile::TempDir,
     ) -> Self {
         let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
-        Self { app, backend, cluster, dsn, state, client, slowest: Default::default() }
+        Self { app, backend, cluster, dsn, state, client, spec: Default::default(), slowest: Default::default() }
     }
 
     pub fn spin(&self) -> &Spin {
@@ -199,12 +197,25 @@ impl Service {
         self.send(Method::PUT, path, &[("content-type", "application/json")], Some(body.to_string().into_bytes())).await
     }
 
-    /// Sends a request and checks the response against the OpenAPI description.
+    /// The OpenAPI description this service serves.
+    pub async fn spec(&self) -> &Spec {
+        self.spec
+            .get_or_init(|| async {
+                let served = self.send_unchecked(Method::GET, "/openapi.json", &[], None).await;
+                assert_eq!(served.status, 200, "{}: /openapi.json", self.spin());
+                Spec::new(served.json())
+            })
+            .await
+    }
+
+    /// Sends a request and checks the response against the OpenAPI description it serves.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
         let reply = self.send_unchecked(method.clone(), path, headers, body).await;
         let content_type = reply.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let spec_path = path.split('?').next().unwrap_or(path);
-        if let Err(mismatch) = spec().check(method.as_str(), spec_path, reply.status, content_type, &reply.body) {
+        if let Err(mismatch) =
+            self.spec().await.check(method.as_str(), spec_path, reply.status, content_type, &reply.body)
+        {
             panic!(
                 "{}: response contradicts openapi.json: {mismatch}\nbody: {}",
                 self.spin(),

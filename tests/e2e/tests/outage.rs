@@ -39,11 +39,40 @@ async fn a_stopped_database_gives_503_and_the_service_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_backend_without_a_dsn_is_unavailable_not_sqlite() {
+async fn postgres_backend_without_a_dsn_is_misconfigured_not_sqlite() {
     for spin in Spin::all() {
         let service = Service::start_with(spin, Backend::Sqlite, &[("db_backend", "postgres")]).await;
         let readiness = service.get("/readiness").await;
-        assert_eq!((readiness.status, readiness.json()["backend"].as_str()), (503, Some("postgres")));
-        assert_eq!(service.get("/admin/integrations/").await.status, 503);
+        assert_eq!(readiness.status, 503);
+        let readiness = readiness.json();
+        assert_eq!(
+            (readiness["backend"].as_str(), readiness["detail"].as_str()),
+            (Some("postgres"), Some("Service misconfigured: db_dsn"))
+        );
+        let list = service.get("/admin/integrations/").await;
+        assert_eq!((list.status, list.json()), (500, json!({"detail": "Service misconfigured: db_dsn"})));
+        let line = service.wait_for_log("\"msg\":\"misconfigured\"").await;
+        assert!(line.contains("\"variable\":\"db_dsn\"") && line.contains("\"level\":\"error\""), "{line}");
+    }
+}
+
+/// Issue 19: a keyring that does not parse was reported to clients as "Database unavailable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyring_that_does_not_parse_is_a_500_naming_it_and_readiness_fails() {
+    let secret_looking = "k1:c2hvcnQta2V5";
+    for spin in Spin::all() {
+        let service = Service::start_with(spin, Backend::Sqlite, &[("settings_keyring", secret_looking)]).await;
+        let readiness = service.get("/readiness").await;
+        assert_eq!(
+            (readiness.status, readiness.json()["detail"].as_str()),
+            (503, Some("Service misconfigured: settings_keyring"))
+        );
+        let put = service.put("/admin/integrations/facebook", &json!({"settings": {"verify": "v"}})).await;
+        assert_eq!((put.status, put.json()), (500, json!({"detail": "Service misconfigured: settings_keyring"})));
+        let line = service.wait_for_log("\"variable\":\"settings_keyring\"").await;
+        assert!(line.contains("32 bytes"), "the reason: {line}");
+        for line in service.log_lines() {
+            assert!(!line.contains("c2hvcnQta2V5"), "the value in {line}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use super::*;
 use crate::body::BrokenBody;
 use crate::config::tests::MapVariables;
 use crate::config::{Storage, Variables};
+use crate::handle_any;
 use crate::store::cache::tests::MemoryKv;
 use crate::store::cache::KeyValue;
 use crate::store::memory::MemoryStore;
@@ -52,29 +53,14 @@ impl TestHost {
     }
 
     fn send(&self, endpoint: Endpoint, request: Request) -> (StatusCode, http::HeaderMap, Value) {
-        let response = handle_endpoint(endpoint, request, self);
+        let response = handle_any(endpoint, request, self);
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         (response.status(), response.headers().clone(), body)
     }
 }
 
-/// [`handle`] for an endpoint chosen at run time, as the tests choose them.
-fn handle_endpoint(endpoint: Endpoint, request: Request, host: &dyn Host) -> Response {
-    use crate::endpoint;
-    match endpoint {
-        Endpoint::List => handle::<endpoint::List>(request, host),
-        Endpoint::Item => handle::<endpoint::Item>(request, host),
-        Endpoint::History => handle::<endpoint::History>(request, host),
-        Endpoint::Keys => handle::<endpoint::Keys>(request, host),
-        Endpoint::Health => handle::<endpoint::Health>(request, host),
-        Endpoint::Readiness => handle::<endpoint::Readiness>(request, host),
-        Endpoint::Metrics => handle::<endpoint::Metrics>(request, host),
-        Endpoint::OpenApi => handle::<endpoint::OpenApi>(request, host),
-    }
-}
-
 impl Variables for TestHost {
-    fn get(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &'static str) -> Result<String, &'static str> {
         self.variables.get(name)
     }
 }
@@ -96,16 +82,11 @@ fn item(method: &str, id: &str) -> http::request::Builder {
     http::Request::builder()
         .method(method)
         .uri(format!("/admin/integrations/{id}"))
-        .header(PATH_MATCH_ID, id)
         .header("content-type", "application/json")
 }
 
 fn history(method: &str, id: &str, rest: &str) -> http::request::Builder {
-    http::Request::builder()
-        .method(method)
-        .uri(format!("/admin/integrations/{id}/history{rest}"))
-        .header(PATH_MATCH_ID, id)
-        .header(PATH_INFO, rest.split('?').next().unwrap())
+    http::Request::builder().method(method).uri(format!("/admin/integrations/{id}/history{rest}"))
 }
 
 fn list() -> http::request::Builder {
@@ -204,7 +185,7 @@ fn the_path_id_is_percent_decoded() {
 #[test]
 fn head_is_get_without_a_body() {
     let host = TestHost::new();
-    let response = handle_endpoint(Endpoint::Item, item("HEAD", "facebook").body(Body::empty()).unwrap(), &host);
+    let response = handle_any(Endpoint::Item, item("HEAD", "facebook").body(Body::empty()).unwrap(), &host);
     assert_eq!(response.status(), 200);
     assert!(response.body().is_empty());
     assert!(response.headers().contains_key("etag"));
@@ -228,7 +209,7 @@ fn an_admin_token_guards_admin_routes_but_not_preflight_or_health() {
         .header("origin", "http://localhost:3000")
         .header("access-control-request-method", "GET");
     assert_eq!(host.call(Endpoint::List, preflight, "").0, 204);
-    assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, 200);
     assert_eq!(host.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "").0, 401);
 }
 
@@ -238,10 +219,10 @@ fn a_database_outage_is_a_503_with_retry_after_and_readiness_fails() {
     let (status, headers, body) = host.call(Endpoint::List, list(), "");
     assert_eq!((status, body["detail"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("Database unavailable")));
     assert_eq!(headers["retry-after"], "5");
-    let (status, _, body) = host.call(Endpoint::Readiness, http::Request::builder(), "");
+    let (status, _, body) = host.call(Endpoint::Readiness, http::Request::builder().uri("/readiness"), "");
     assert_eq!(status, 503);
     assert_eq!(body["backend"], "sqlite");
-    assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, 200);
 }
 
 #[test]
@@ -338,7 +319,7 @@ fn with_a_keyring_settings_are_sealed_and_rotate() {
     let (_, _, report) = rotated.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "");
     assert_eq!(report["current"], "b");
     assert!(report["on_old_keys"].as_i64().unwrap() > 0);
-    let reseal = http::Request::builder().method("POST").uri("/admin/keys/reseal").header(PATH_INFO, "/reseal");
+    let reseal = http::Request::builder().method("POST").uri("/admin/keys/reseal");
     let (status, _, resealed) = rotated.call(Endpoint::Keys, reseal, "");
     assert_eq!((status, resealed["remaining"].as_i64()), (StatusCode::OK, Some(0)), "{resealed}");
     let only_b =
@@ -377,11 +358,8 @@ fn metrics_are_on_by_default_and_honour_their_token() {
 #[test]
 fn a_scrape_reports_the_integrations_and_still_answers_while_the_database_is_down() {
     let scrape = |host: &TestHost| {
-        let response = handle_endpoint(
-            Endpoint::Metrics,
-            http::Request::builder().uri("/metrics").body(Body::empty()).unwrap(),
-            host,
-        );
+        let response =
+            handle_any(Endpoint::Metrics, http::Request::builder().uri("/metrics").body(Body::empty()).unwrap(), host);
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], crate::metrics::CONTENT_TYPE);
         String::from_utf8(response.into_body()).unwrap()
@@ -402,16 +380,61 @@ fn openapi_and_docs_are_served_from_one_component() {
     assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "application/json"));
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     let response =
-        handle_endpoint(Endpoint::OpenApi, http::Request::builder().uri("/docs").body(Body::empty()).unwrap(), &host);
+        handle_any(Endpoint::OpenApi, http::Request::builder().uri("/docs").body(Body::empty()).unwrap(), &host);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }
 
 #[test]
-fn the_route_table_names_every_sub_path() {
-    assert_eq!(Route::of(Endpoint::History, ""), Route::History);
-    assert_eq!(Route::of(Endpoint::History, "/7"), Route::Version(7));
-    assert_eq!(Route::of(Endpoint::History, "/7/restore"), Route::Restore(7));
-    assert_eq!(Route::of(Endpoint::History, "/x"), Route::Unknown);
-    assert_eq!(Route::of(Endpoint::Keys, "/reseal"), Route::Reseal);
-    assert_eq!(Route::of(Endpoint::Keys, "/other"), Route::Unknown);
+fn a_misconfigured_variable_is_a_500_naming_it_never_database_unavailable() {
+    // A keyring that does not parse: every request that needs it says so.
+    let host = TestHost::new().with("settings_keyring", "k1:c2hvcnQ=");
+    let settings = r#"{"settings": {"verify": "v", "secret": "s", "page_access_token": ""}}"#;
+    let (status, headers, body) = host.call(Endpoint::Item, item("PUT", "facebook"), settings);
+    assert_eq!(
+        (status, &body),
+        (StatusCode::INTERNAL_SERVER_ERROR, &json!({"detail": "Service misconfigured: settings_keyring"}))
+    );
+    assert!(!headers.contains_key("retry-after"));
+    let (status, _, body) = host.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "");
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("Service misconfigured: settings_keyring"))
+    );
+    // A value that does not parse is never read as the default.
+    let host = TestHost::new().with("cache_ttl_ms", "soon");
+    let (status, _, body) = host.call(Endpoint::List, list(), "");
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("Service misconfigured: cache_ttl_ms"))
+    );
+    // Nor is a variable spin.toml does not give the component.
+    let host = TestHost { variables: MapVariables::default().without("admin_token"), ..TestHost::new() };
+    assert_eq!(host.call(Endpoint::List, list(), "").0, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[test]
+fn readiness_answers_a_misconfiguration_with_503_and_the_variable() {
+    let ready = |host: &TestHost| host.call(Endpoint::Readiness, http::Request::builder().uri("/readiness"), "");
+    let (status, headers, body) = ready(&TestHost::new().with("db_backend", "postgres"));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        json!({"status": "unavailable", "detail": "Service misconfigured: db_dsn", "backend": "postgres"})
+    );
+    assert_eq!(headers["retry-after"], "5");
+    let (status, _, body) = ready(&TestHost::new().with("db_backend", "mongo"));
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("Service misconfigured: db_backend"))
+    );
+    assert!(body.get("backend").is_none(), "{body}");
+    let (status, _, body) = ready(&TestHost::new().with("log_level", "loud"));
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("Service misconfigured: log_level"))
+    );
+    // Everything else answers a bad log level with a 500; liveness reads no variable.
+    let host = TestHost::new().with("log_level", "loud");
+    assert_eq!(host.call(Endpoint::List, list(), "").0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, StatusCode::OK);
 }

@@ -24,6 +24,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Misconfigured;
 use crate::domain::{Action, Actor, IntegrationId, Settings, WriteConditions};
 
 pub use migrations::Seed;
@@ -192,12 +193,13 @@ impl Backend {
 }
 
 /// Why the store could not answer, tagged by who is to blame. The text is for operators' logs:
-/// short, and free of secrets. Clients only ever see "Database unavailable".
+/// short, and free of secrets. Clients see "Database unavailable", "Internal Server Error" or
+/// which variable is misconfigured, never the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
-    /// The configuration does not name a usable database (e.g. `db_backend = postgres`
-    /// without a `db_dsn`), or a setting it needs is malformed.
-    Misconfigured(&'static str),
+    /// The configuration cannot be used: a variable the store needs (the keyring, to seal the
+    /// seeds), or what spin.toml gives the component.
+    Misconfigured(Misconfigured),
     /// The database could not be reached or did not answer.
     Unavailable(String),
     /// The database answered with something this code did not expect.
@@ -207,7 +209,7 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Misconfigured(why) => write!(f, "storage misconfigured: {why}"),
+            Self::Misconfigured(misconfigured) => write!(f, "misconfigured: {misconfigured}"),
             Self::Unavailable(why) => write!(f, "database unavailable: {why}"),
             Self::Unexpected(why) => write!(f, "unexpected database response: {why}"),
         }
@@ -215,6 +217,12 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl From<Misconfigured> for StoreError {
+    fn from(misconfigured: Misconfigured) -> Self {
+        Self::Misconfigured(misconfigured)
+    }
+}
 
 /// What a write does to `current`, by the rules PostgreSQL's write statement encodes in SQL;
 /// SQLite and the in-memory test store apply them here, inside their transaction.

@@ -12,6 +12,7 @@ use super::{
     apply, decide, names_json, unexpected_shape, version_of, Columns, HistoryPage, KeyUsage, ResealItem, Seeder, Store,
     StoreError, StoredRow, StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
 };
+use crate::config::Misconfigured;
 use crate::domain::{IntegrationId, Timestamp};
 use crate::redact::short_reason;
 
@@ -286,10 +287,14 @@ impl Columns for SqliteRow<'_> {
 
 fn classify(error: SqliteError) -> StoreError {
     match error {
-        SqliteError::NoSuchDatabase => StoreError::Misconfigured("no SQLite database named \"default\""),
-        SqliteError::AccessDenied => {
-            StoreError::Misconfigured("component lacks sqlite_databases = [\"default\"] in spin.toml")
-        }
+        SqliteError::NoSuchDatabase => StoreError::Misconfigured(Misconfigured {
+            what: "sqlite_databases",
+            why: "no SQLite database named default",
+        }),
+        SqliteError::AccessDenied => StoreError::Misconfigured(Misconfigured {
+            what: "sqlite_databases",
+            why: "the component lacks sqlite_databases = [\"default\"] in spin.toml",
+        }),
         SqliteError::InvalidConnection => StoreError::Unavailable("invalid SQLite connection".into()),
         SqliteError::DatabaseFull => StoreError::Unavailable("SQLite database full".into()),
         SqliteError::Io(text) if text.contains("locked") || text.contains("busy") => {
