@@ -93,52 +93,52 @@ impl SettingKind {
     }
 }
 
-pub const FACEBOOK: IntegrationType = IntegrationType {
-    id: "facebook",
-    name: "Facebook Messenger",
-    description: "Connect with Facebook Messenger",
-    default_status: false,
-    undeclared: Undeclared::Refused,
-    settings: &[
-        SettingField {
-            name: "verify",
-            kind: SettingKind::String,
-            required: false,
-            default: Some(r#""ai-chatbot-framework""#),
-            secret: false,
-            description: "Webhook verify token: Facebook echoes it when it subscribes the webhook.",
-        },
-        SettingField {
-            name: "secret",
-            kind: SettingKind::String,
-            required: false,
-            default: Some(r#""""#),
-            secret: true,
-            description: "App secret, for the X-Hub-Signature check of incoming webhooks.",
-        },
-        SettingField {
-            name: "page_access_token",
-            kind: SettingKind::String,
-            required: false,
-            default: Some(r#""""#),
-            secret: true,
-            description: "Page access token, with which the bot sends its replies.",
-        },
-    ],
-};
-
-pub const CHAT_WIDGET: IntegrationType = IntegrationType {
-    id: "chat_widget",
-    name: "Chat Widget",
-    description: "Add a chat widget to your website",
-    default_status: true,
-    // The original stored whatever a client sent here (a theme, a greeting, allowed origins...).
-    undeclared: Undeclared::Accepted,
-    settings: &[],
-};
-
-/// Every integration type, in the order they were added (the list shows them in this order).
-pub const CATALOG: &[IntegrationType] = &[FACEBOOK, CHAT_WIDGET];
+/// Every integration, in the order they were added (the list shows them in this order). A new
+/// one goes at the end: its row reaches every database on its next request.
+pub const CATALOG: &[IntegrationType] = &[
+    IntegrationType {
+        id: "facebook",
+        name: "Facebook Messenger",
+        description: "Connect with Facebook Messenger",
+        default_status: false,
+        undeclared: Undeclared::Refused,
+        settings: &[
+            SettingField {
+                name: "verify",
+                kind: SettingKind::String,
+                required: false,
+                default: Some(r#""ai-chatbot-framework""#),
+                secret: false,
+                description: "Webhook verify token: Facebook echoes it when it subscribes the webhook.",
+            },
+            SettingField {
+                name: "secret",
+                kind: SettingKind::String,
+                required: false,
+                default: Some(r#""""#),
+                secret: true,
+                description: "App secret, for the X-Hub-Signature check of incoming webhooks.",
+            },
+            SettingField {
+                name: "page_access_token",
+                kind: SettingKind::String,
+                required: false,
+                default: Some(r#""""#),
+                secret: true,
+                description: "Page access token, with which the bot sends its replies.",
+            },
+        ],
+    },
+    IntegrationType {
+        id: "chat_widget",
+        name: "Chat Widget",
+        description: "Add a chat widget to your website",
+        default_status: true,
+        // The original stored whatever a client sent here (a theme, a greeting, origins...).
+        undeclared: Undeclared::Accepted,
+        settings: &[],
+    },
+];
 
 /// The catalog entry for `id`, if it has one. Rows without one (none exist unless someone inserts
 /// them by hand) keep free-form settings.
@@ -203,10 +203,12 @@ mod tests {
 
     #[test]
     fn facebook_starts_as_the_original_seeded_it() {
-        let settings = Value::Object(FACEBOOK.default_settings());
+        let facebook = find("facebook").unwrap();
+        let settings = Value::Object(facebook.default_settings());
         assert_eq!(settings.to_string(), r#"{"verify":"ai-chatbot-framework","secret":"","page_access_token":""}"#);
         assert!(is_secret("facebook", "page_access_token") && !is_secret("facebook", "verify"));
         assert!(is_secret("chat_widget", "color"), "undeclared settings are treated as secret");
-        assert_eq!((FACEBOOK.undeclared, CHAT_WIDGET.undeclared), (Undeclared::Refused, Undeclared::Accepted));
+        let widget = find("chat_widget").unwrap();
+        assert_eq!((facebook.undeclared, widget.undeclared), (Undeclared::Refused, Undeclared::Accepted));
     }
 }

@@ -314,6 +314,17 @@ pub mod tests {
     }
 
     #[test]
+    fn spin_toml_declares_exactly_these_variables_with_these_defaults() {
+        let manifest = app_manifest::Manifest::of_the_app();
+        let declared: Vec<(&str, Option<&str>, bool)> =
+            manifest.variables.iter().map(|(name, v)| (name.as_str(), v.default.as_deref(), v.secret)).collect();
+        let mut typed: Vec<(&str, Option<&str>, bool)> =
+            VARIABLES.iter().map(|v| (v.name, Some(v.default), v.secret)).collect();
+        typed.sort();
+        assert_eq!(declared, typed, "spin.toml's [variables] and config::VARIABLES differ");
+    }
+
+    #[test]
     fn auto_picks_postgres_when_a_dsn_is_set_and_sqlite_otherwise() {
         let dsn = "postgres://app@db:5432/app";
         assert_eq!(storage(&[("db_dsn", dsn)]), Ok(Storage::Postgres { dsn: dsn.into() }));

@@ -2,6 +2,7 @@
 //! Spin CLI of `SPIN_BIN`), on a fresh PostgreSQL database or a fresh SQLite state directory,
 //! and a client whose every response is checked against the OpenAPI description.
 
+pub mod harness;
 pub mod spec;
 
 use std::path::PathBuf;
@@ -24,29 +25,6 @@ pub enum Backend {
 /// wait (Spin 4.0's zero-row deadlock made requests hang forever).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs an async test body on every Spin CLI of `SPIN_BIN`, once on PostgreSQL and once on
-/// SQLite: `on_every_spin!(name, |service: Service| async move { ... })`.
-#[macro_export]
-macro_rules! on_every_spin {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                for spin in $crate::Spin::all() {
-                    ($body)($crate::Service::start(spin, $crate::Backend::Postgres).await).await
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                for spin in $crate::Spin::all() {
-                    ($body)($crate::Service::start(spin, $crate::Backend::Sqlite).await).await
-                }
-            }
-        }
-    };
-}
-
 /// The service under test, and what it runs on.
 pub struct Service {
     pub app: SpinApp,
@@ -60,14 +38,14 @@ pub struct Service {
     /// The description this service serves, fetched on its first checked request.
     spec: tokio::sync::OnceCell<Spec>,
     /// The longest any request of this service took, in microseconds, and which (printed on
-    /// drop: run with `--nocapture` to see it; the timeout above is the assertion).
+    /// drop with `--nocapture`; the timeout above is the assertion).
     slowest: std::sync::Mutex<(u64, String)>,
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         let (slowest, request) = &*self.slowest.lock().unwrap();
-        if *slowest > 0 {
+        if *slowest > 0 && harness::verbose() {
             let ms = *slowest as f64 / 1000.0;
             eprintln!("e2e: {} {:?}: slowest request {ms:.1} ms: {request}", self.app.spin, self.backend);
         }

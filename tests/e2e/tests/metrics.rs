@@ -32,9 +32,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_valid_and_agree_with_the_database() {
-    for spin in Spin::all() {
+e2e::e2e_tests!(
+    #[on_each_spin]
+    async fn metrics_are_valid_and_agree_with_the_database(spin: &Spin) {
         let service = Service::start(spin, Backend::Postgres).await;
         assert_eq!(service.put("/admin/integrations/facebook", &json!({"status": true})).await.status, 200);
         assert_eq!(service.put("/admin/integrations/chat_widget", &json!({"status": false})).await.status, 200);
@@ -71,11 +71,9 @@ async fn metrics_are_valid_and_agree_with_the_database() {
             assert!((exported - updated).abs() < 1e-3, "{id}: {exported} vs {updated}");
         }
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_follow_their_variables() {
-    for spin in Spin::all() {
+    #[on_each_spin]
+    async fn metrics_follow_their_variables(spin: &Spin) {
         let off = Service::start_with(spin, Backend::Sqlite, &[("metrics_enabled", "false")]).await;
         let reply = off.get("/metrics").await;
         assert_eq!((reply.status, reply.json()), (404, json!({"detail": "Not Found"})));
@@ -88,4 +86,4 @@ async fn metrics_follow_their_variables() {
         promtool_accepts(&text);
         assert_eq!(sample(&text, r#"integrations_storage_backend_info{backend="sqlite"}"#), Some(1.0));
     }
-}
+);

@@ -157,7 +157,8 @@ fn dispatch<C: Component>(call: &mut Call) -> Response {
     let route = call.route;
     let class = class(C::ENDPOINT, route);
     let methods = route.def().map(RouteDef::methods).unwrap_or_default();
-    let speaks_cors = class.browsers == Browsers::Cors;
+    // `const`: a component none of whose routes speaks CORS leaves that code out.
+    let speaks_cors = const { C::ENDPOINT.speaks_cors() } && class.browsers == Browsers::Cors;
     let cors = match speaks_cors && CorsPolicy::applies_to(&call.parts) {
         true => call.config().cors_allowed_origins().map(Some),
         false => Ok(None),
@@ -191,6 +192,8 @@ fn answer<C: Component>(call: &mut Call) -> Result<Response, ApiError> {
         return Err(ApiError::MethodNotAllowed(def.methods()));
     };
     let token = match operation.auth {
+        // `const`: a component with no guarded route leaves the token checks out.
+        _ if const { !C::ENDPOINT.guarded() } => None,
         Auth::Public => None,
         // A disabled `/metrics` is not there at all, token or not.
         Auth::MetricsToken if !call.config().metrics_enabled()? => return Err(ApiError::NotFound("Not Found")),

@@ -267,6 +267,37 @@ impl Endpoint {
     pub fn routes(self) -> impl Iterator<Item = &'static RouteDef> {
         ROUTES.iter().filter(move |def| def.endpoint == self)
     }
+
+    /// Whether any route of the component speaks CORS. A `const fn`, so that a component's
+    /// build evaluates it (`const { ... }`) and leaves out what it does not need.
+    pub const fn speaks_cors(self) -> bool {
+        let mut index = 0;
+        while index < ROUTES.len() {
+            if ROUTES[index].endpoint as u8 == self as u8 && matches!(ROUTES[index].browsers, Browsers::Cors) {
+                return true;
+            }
+            index += 1;
+        }
+        false
+    }
+
+    /// Whether any operation of the component needs a token (when one is set): as
+    /// [`Self::speaks_cors`], for the build.
+    pub const fn guarded(self) -> bool {
+        let mut index = 0;
+        while index < ROUTES.len() {
+            let def = &ROUTES[index];
+            let mut operation = 0;
+            while def.endpoint as u8 == self as u8 && operation < def.operations.len() {
+                if !matches!(def.operations[operation].auth, Auth::Public) {
+                    return true;
+                }
+                operation += 1;
+            }
+            index += 1;
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +334,27 @@ mod tests {
         paths.sort();
         paths.dedup();
         assert_eq!(paths.len(), count, "a path is in the table twice");
+    }
+
+    /// spin.toml mounts each route of the table on its component, and nothing else: a route's
+    /// Spin route, and its other spellings but the trailing slash (Spin serves that on the same
+    /// route).
+    #[test]
+    fn spin_toml_routes_are_the_tables() {
+        let manifest = app_manifest::Manifest::of_the_app();
+        let mut expected = std::collections::BTreeMap::new();
+        for def in ROUTES {
+            let component = def.endpoint.component();
+            let spellings = def.also.iter().filter(|path| !path.ends_with('/'));
+            for route in std::iter::once(&def.spin_route).chain(spellings) {
+                assert_eq!(*expected.entry(*route).or_insert(component), component, "{route} on two components");
+            }
+        }
+        assert_eq!(manifest.routes(), expected, "spin.toml's [[trigger.http]] and the route table differ");
+        let components: Vec<&str> = Endpoint::ALL.iter().map(|endpoint| endpoint.component()).collect();
+        let declared: Vec<&str> = manifest.component.keys().map(String::as_str).collect();
+        assert_eq!(declared.len(), components.len());
+        assert!(components.iter().all(|id| declared.contains(id)), "{declared:?} and {components:?}");
     }
 
     #[test]

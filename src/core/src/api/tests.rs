@@ -25,12 +25,7 @@ struct TestHost {
 
 impl TestHost {
     fn new() -> Self {
-        Self {
-            variables: MapVariables::default(),
-            failure: None,
-            store: MemoryStore::seeded(),
-            kv: MemoryKv::default(),
-        }
+        Self { variables: MapVariables::default(), failure: None, store: MemoryStore::empty(), kv: MemoryKv::default() }
     }
 
     fn with(mut self, name: &'static str, value: &str) -> Self {
@@ -66,9 +61,14 @@ impl Variables for TestHost {
 }
 
 impl Host for TestHost {
-    fn open_database<'a>(&self, _storage: &Storage, _seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError> {
+    fn open_database<'a>(&self, _storage: &Storage, seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError> {
         if let Some(error) = &self.failure {
             return Err(error.clone());
+        }
+        // As the real stores: a database that lacks a catalog row gets it, as this deployment
+        // seals it.
+        if self.store.lacks_a_seed() {
+            self.store.seed(seeder()?);
         }
         Ok(Box::new(self.store.clone()))
     }
@@ -330,7 +330,8 @@ fn with_a_keyring_settings_are_sealed_and_rotate() {
 
 #[test]
 fn an_unreadable_row_is_its_own_error_not_a_500_for_the_list() {
-    let host = TestHost::new().with("settings_keyring", &format!("a:{KEY_A}"));
+    let host = TestHost::new().with("settings_keyring", &format!("a:{KEY_A}")).with("cache_ttl_ms", "0");
+    assert_eq!(host.call(Endpoint::List, list(), "").0, 200, "the first request seeds the catalog");
     let mut row: StoredRow = host.store.get(&IntegrationId::parse("facebook").unwrap()).unwrap().unwrap();
     row.settings = StoredSettings { text: "AAAA".into(), key: Some("gone".into()) };
     host.store.put_row(row);
@@ -338,7 +339,7 @@ fn an_unreadable_row_is_its_own_error_not_a_500_for_the_list() {
     assert_eq!(status, 200);
     assert_eq!(list[0]["settings"], Value::Null);
     assert!(list[0]["settings_error"].as_str().unwrap().contains("\"gone\""));
-    assert_eq!(list[1]["settings"], json!({}));
+    assert_eq!(list[1]["settings"], json!({}), "sealed with a, and opened");
     // Sending settings replaces what could not be opened.
     let body = r#"{"settings": {"verify": "v", "secret": "", "page_access_token": ""}}"#;
     let (status, _, fixed) = host.call(Endpoint::Item, item("PUT", "facebook"), body);
@@ -437,4 +438,40 @@ fn readiness_answers_a_misconfiguration_with_503_and_the_variable() {
     let host = TestHost::new().with("log_level", "loud");
     assert_eq!(host.call(Endpoint::List, list(), "").0, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, StatusCode::OK);
+}
+
+/// Every variable a component reads is given to it in spin.toml, and it is given no other: each
+/// component serves every method of each of its routes (and one it does not serve), from a
+/// browser and not, on a fresh database, with no token and with every token and a keyring set.
+#[test]
+fn every_component_is_given_exactly_the_variables_it_reads() {
+    let manifest = app_manifest::Manifest::of_the_app();
+    for endpoint in Endpoint::ALL {
+        let mut read = std::collections::BTreeSet::new();
+        let configs: [&[(&'static str, &str)]; 2] =
+            [&[], &[("admin_token", "t"), ("metrics_token", "t"), ("settings_keyring", &format!("a:{KEY_A}"))]];
+        for config in configs {
+            let host = config.iter().fold(TestHost::new(), |host, (name, value)| host.with(name, value));
+            for def in endpoint.routes() {
+                let path = def.path().replace("{id}", "facebook").replace("{version}", "1");
+                for method in def.methods().into_iter().chain([http::Method::DELETE]) {
+                    for origin in [None, Some("http://ui.example")] {
+                        let mut request = http::Request::builder()
+                            .method(method.clone())
+                            .uri(&path)
+                            .header("authorization", "Bearer t");
+                        if let Some(origin) = origin {
+                            request = request.header("origin", origin).header("access-control-request-method", "GET");
+                        }
+                        let body = if method == http::Method::PUT { r#"{"settings": {"verify": "v"}}"# } else { "" };
+                        host.call(*endpoint, request, body);
+                    }
+                }
+            }
+            read.extend(host.variables.asked.borrow().iter().copied());
+        }
+        let given: std::collections::BTreeSet<&str> =
+            manifest.component[endpoint.component()].variables.keys().map(String::as_str).collect();
+        assert_eq!(read, given, "{}: the variables it reads, and those spin.toml gives it", endpoint.component());
+    }
 }

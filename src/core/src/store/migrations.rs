@@ -287,15 +287,17 @@ pub struct Seed {
 }
 
 /// For each seed: its row and first history version ("seed"), unless the database holds a row
-/// with its id; and, when the seed is sealed, the same entry's row and first version sealed in
-/// place where they are still exactly as version 1 seeded them in plain (a fresh database gets
-/// version 1's rows first; nothing else has a version 1 without a key and with these settings).
+/// with its id; and the same entry's row and first version stored as the seed is, where they are
+/// still as version 1 seeded them (plain, the same JSON): a fresh database gets version 1's rows
+/// first, and they are to be stored as this deployment stores a seed, sealed when a keyring is
+/// set, and as the same text on every backend (PostgreSQL's version 1 held them as `jsonb`,
+/// whose text has its own key order). No write leaves a version 1.
 fn seed_statements(seeds: &[Seed], dialect: Dialect) -> Vec<String> {
     let mut all = Vec::new();
     for Seed { entry, settings } in seeds {
         all.push(seed_row(entry, settings, dialect));
         all.push(seed_history(entry));
-        let Some(key) = &settings.key else { continue };
+        let key = settings.key.as_deref().map_or("NULL".into(), quote);
         let defaults = quote(&settings_json(entry));
         let same_json = match dialect {
             Dialect::Postgres => format!("settings::jsonb = {defaults}::jsonb"),
@@ -303,10 +305,9 @@ fn seed_statements(seeds: &[Seed], dialect: Dialect) -> Vec<String> {
         };
         for (table, id_column) in [("integrations", "id"), ("integration_history", "integration_id")] {
             all.push(format!(
-                "UPDATE {table} SET settings = {}, settings_key = {} \
+                "UPDATE {table} SET settings = {}, settings_key = {key} \
                  WHERE {id_column} = {} AND version = 1 AND settings_key IS NULL AND {same_json}",
                 quote(&settings.text),
-                quote(key),
                 quote(entry.id),
             ));
         }
@@ -483,7 +484,9 @@ mod tests {
                 1
             );
         }
-        assert!(!seeds.iter().any(|statement| statement.starts_with("UPDATE")), "plain seeds leave rows as they are");
+        let rewrites = seeds.iter().filter(|statement| statement.starts_with("UPDATE"));
+        assert!(rewrites.clone().all(|statement| statement.contains("settings_key = NULL")), "plain seeds stay plain");
+        assert_eq!(rewrites.count(), 2 * CATALOG.len(), "the row and the first version of each");
     }
 
     #[test]
