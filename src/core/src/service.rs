@@ -18,7 +18,7 @@ use crate::host::Host;
 use crate::seal::{self, Keyring};
 use crate::store::cache::CachedStore;
 use crate::store::{
-    HistoryPage, KeyUsage, ResealItem, Seed, SettingsWrite, Store, StoreError, StoredRow, StoredSettings,
+    HistoryPage, KeyUsage, Provenance, ResealItem, Seed, SettingsWrite, Store, StoreError, StoredRow, StoredSettings,
     StoredVersion, Write, WriteOutcome,
 };
 
@@ -187,9 +187,7 @@ impl<'a> Service<'a> {
             status: update.status,
             settings,
             conditions,
-            action: Action::Update,
-            restored_from: None,
-            actor,
+            provenance: Provenance { action: Action::Update, restored_from: None, actor },
             retention,
         };
         self.write(&write)
@@ -257,9 +255,7 @@ impl<'a> Service<'a> {
                 undeclared: Vec::new(),
             }),
             conditions,
-            action: Action::Restore,
-            restored_from: Some(version),
-            actor,
+            provenance: Provenance { action: Action::Restore, restored_from: Some(version), actor },
             retention,
         };
         self.write(&write).map(Ok)
@@ -338,9 +334,9 @@ impl<'a> Service<'a> {
                 HistoryEntry {
                     version: stored.version,
                     recorded_at: Timestamp(stored.recorded_at),
-                    action: stored.action,
-                    restored_from: stored.restored_from,
-                    actor: stored.actor.clone(),
+                    action: stored.provenance.action,
+                    restored_from: stored.provenance.restored_from,
+                    actor: stored.provenance.actor.clone(),
                     changes: previous.map(|_| state.changes_since(&states[index + 1], id.as_str())),
                     integration: state.snapshot(id.as_str()),
                 }

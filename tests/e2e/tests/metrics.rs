@@ -1,30 +1,13 @@
 //! `/metrics` through the host: valid exposition format by Prometheus's own parser, and values
 //! that agree with the database after a few updates.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use e2e::{Backend, Service, Spin};
 use reqwest::Method;
 use serde_json::json;
 
 /// `promtool check metrics` on the text; panics with promtool's complaints.
 fn promtool_accepts(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (apt-get install prometheus)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool rejects /metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    test_support::promtool_check(text).unwrap_or_else(|report| panic!("/metrics: {report}\n{text}"));
 }
 
 /// The value of the sample `series` (name with labels, as written), if present.

@@ -219,10 +219,11 @@ async fn keep_a_legacy_key(service: &Service) {
         settings = '{\"verify\":\"ai-chatbot-framework\",\"secret\":\"\",\"page_access_token\":\"\",\"legacy\":\"kept\"}', \
         settings_keys = '[\"verify\",\"secret\",\"page_access_token\",\"legacy\"]' WHERE id = 'facebook'";
     match &service.dsn {
-        Some(dsn) => drop(e2e::connect(dsn).await.batch_execute(LEGACY).await.unwrap()),
-        None => drop(
-            rusqlite::Connection::open(service.state_dir().join("sqlite_db.db")).unwrap().execute(LEGACY, []).unwrap(),
-        ),
+        Some(dsn) => e2e::connect(dsn).await.batch_execute(LEGACY).await.unwrap(),
+        None => {
+            let db = rusqlite::Connection::open(service.state_dir().join("sqlite_db.db")).unwrap();
+            assert_eq!(db.execute(LEGACY, []).unwrap(), 1);
+        }
     }
 }
 

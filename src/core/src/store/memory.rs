@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::{
-    apply, decide, version_of, HistoryPage, KeyUsage, ResealItem, Seed, Store, StoreError, StoredRow, StoredSettings,
-    StoredVersion, Table, Verdict, Write, WriteOutcome,
+    apply, decide, version_of, HistoryPage, KeyUsage, Provenance, ResealItem, Seed, Store, StoreError, StoredRow,
+    StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
 };
 use crate::catalog::{IntegrationType, CATALOG};
 use crate::domain::{Action, Actor, IntegrationId};
@@ -67,13 +67,11 @@ impl MemoryStore {
             let seed = StoredVersion {
                 version: 1,
                 recorded_at: 0,
-                action: Action::Seed,
-                restored_from: None,
+                provenance: Provenance { action: Action::Seed, restored_from: None, actor: Actor::default() },
                 name: row.name.clone(),
                 description: row.description.clone(),
                 status: row.status,
                 settings: row.settings.clone(),
-                actor: Actor::default(),
             };
             tables.history.push((row.id.clone(), seed));
             tables.rows.push(row);

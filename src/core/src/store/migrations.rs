@@ -33,6 +33,12 @@ pub enum Step {
     SeedV1(&'static str),
 }
 
+/// Version 2's history of each existing row, as it stood: the same statement in both dialects.
+const BASELINE: &str = "INSERT INTO integration_history
+                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
+                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
+                 FROM integrations";
+
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -102,10 +108,7 @@ pub const MIGRATIONS: &[Migration] = &[
                     authenticated boolean NOT NULL DEFAULT false,
                     PRIMARY KEY (integration_id, version)
                 )",
-                "INSERT INTO integration_history
-                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
-                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
-                 FROM integrations",
+                BASELINE,
             ],
             sqlite: &[
                 "ALTER TABLE integrations ADD COLUMN settings_key TEXT",
@@ -134,10 +137,7 @@ pub const MIGRATIONS: &[Migration] = &[
                     authenticated INTEGER NOT NULL DEFAULT 0,
                     PRIMARY KEY (integration_id, version)
                 )",
-                "INSERT INTO integration_history
-                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
-                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
-                 FROM integrations",
+                BASELINE,
             ],
         }],
     },

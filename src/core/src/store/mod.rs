@@ -66,17 +66,24 @@ pub struct StoredRow {
     pub updated_at: i64,
 }
 
-/// A row of the history: the integration as one write left it, and who made the write.
+/// A row of the history: the integration as one write left it, and how that write was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredVersion {
     pub version: i64,
     pub recorded_at: i64,
-    pub action: Action,
-    pub restored_from: Option<i64>,
+    pub provenance: Provenance,
     pub name: String,
     pub description: String,
     pub status: bool,
     pub settings: StoredSettings,
+}
+
+/// What the history records of a write besides the integration: what made it, and who.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub action: Action,
+    /// The version a restore wrote again.
+    pub restored_from: Option<i64>,
     pub actor: Actor,
 }
 
@@ -90,9 +97,7 @@ pub struct Write {
     pub status: Option<bool>,
     pub settings: Option<SettingsWrite>,
     pub conditions: WriteConditions,
-    pub action: Action,
-    pub restored_from: Option<i64>,
-    pub actor: Actor,
+    pub provenance: Provenance,
     /// Versions kept per integration in the history, this write's included.
     pub retention: u32,
 }
@@ -277,13 +282,11 @@ fn version_of(row: &StoredRow, write: &Write) -> StoredVersion {
     StoredVersion {
         version: row.version,
         recorded_at: row.updated_at,
-        action: write.action,
-        restored_from: write.restored_from,
+        provenance: write.provenance.clone(),
         name: row.name.clone(),
         description: row.description.clone(),
         status: row.status,
         settings: row.settings.clone(),
-        actor: write.actor.clone(),
     }
 }
 
@@ -352,17 +355,19 @@ impl StoredVersion {
         Ok(Some(Self {
             version,
             recorded_at: present(row.integer("recorded_us")?, "recorded_us")?,
-            action: Action::parse(&action).ok_or_else(|| unexpected_shape("action"))?,
-            restored_from: row.integer("restored_from")?,
+            provenance: Provenance {
+                action: Action::parse(&action).ok_or_else(|| unexpected_shape("action"))?,
+                restored_from: row.integer("restored_from")?,
+                actor: Actor {
+                    request_id: row.text("request_id")?,
+                    client_addr: row.text("client_addr")?,
+                    authenticated: present(row.flag("authenticated")?, "authenticated")?,
+                },
+            },
             name: present(row.text("name")?, "name")?,
             description: present(row.text("description")?, "description")?,
             status: present(row.flag("status")?, "status")?,
             settings: StoredSettings::decode(row)?,
-            actor: Actor {
-                request_id: row.text("request_id")?,
-                client_addr: row.text("client_addr")?,
-                authenticated: present(row.flag("authenticated")?, "authenticated")?,
-            },
         }))
     }
 }
@@ -430,9 +435,7 @@ mod tests {
                 undeclared: undeclared.iter().map(|s| s.to_string()).collect(),
             }),
             conditions: WriteConditions { if_match: if_match.map(Precondition::parse_if_match), if_none_match: None },
-            action: Action::Update,
-            restored_from: None,
-            actor: Actor::default(),
+            provenance: Provenance { action: Action::Update, restored_from: None, actor: Actor::default() },
             retention: 10,
         }
     }

@@ -4,7 +4,7 @@
 
 use integrations_core::config::DEFAULTS;
 use integrations_core::domain::{Action, Actor, IntegrationId, WriteConditions};
-use integrations_core::store::{postgres_statements, SettingsWrite, StoredSettings, Write};
+use integrations_core::store::{postgres_statements, Provenance, SettingsWrite, StoredSettings, Write};
 use serde::Deserialize;
 use spin_sdk::pg4::ParameterValue;
 
@@ -43,9 +43,11 @@ pub fn statement(method: &http::Method, id: Option<&str>, body: &[u8]) -> Option
                     undeclared: Vec::new(),
                 }),
                 conditions: WriteConditions::default(),
-                action: Action::Update,
-                restored_from: None,
-                actor: Actor { request_id: Some("bench".into()), client_addr: None, authenticated: false },
+                provenance: Provenance {
+                    action: Action::Update,
+                    restored_from: None,
+                    actor: Actor { request_id: Some("bench".into()), client_addr: None, authenticated: false },
+                },
                 retention: DEFAULTS.history_retention().ok()?.get(),
             };
             Some((postgres_statements::write(), postgres_statements::write_params(&write)))
