@@ -323,14 +323,14 @@ fn present<T>(value: Option<T>, column: &str) -> Result<T, StoreError> {
 }
 
 impl StoredSettings {
-    fn decode(row: &impl Columns) -> Result<Self, StoreError> {
+    fn decode(row: &dyn Columns) -> Result<Self, StoreError> {
         Ok(Self { text: present(row.text("settings")?, "settings")?, key: row.text("settings_key")? })
     }
 }
 
 impl StoredRow {
     /// A live row; `None` for the NULLs of "not found".
-    fn decode(row: &impl Columns) -> Result<Option<Self>, StoreError> {
+    fn decode(row: &dyn Columns) -> Result<Option<Self>, StoreError> {
         let Some(id) = row.text("id")? else { return Ok(None) };
         let integer = |column| present(row.integer(column)?, column);
         Ok(Some(Self {
@@ -349,7 +349,7 @@ impl StoredRow {
 
 impl StoredVersion {
     /// A history row; `None` for the NULLs of "no version".
-    fn decode(row: &impl Columns) -> Result<Option<Self>, StoreError> {
+    fn decode(row: &dyn Columns) -> Result<Option<Self>, StoreError> {
         let Some(version) = row.integer("version")? else { return Ok(None) };
         let action = present(row.text("action")?, "action")?;
         Ok(Some(Self {
@@ -374,7 +374,7 @@ impl StoredVersion {
 
 impl ResealItem {
     /// A row of the reseal candidates; `None` for the NULLs of "none".
-    fn decode(row: &impl Columns) -> Result<Option<Self>, StoreError> {
+    fn decode(row: &dyn Columns) -> Result<Option<Self>, StoreError> {
         let Some(table) = row.text("tbl")? else { return Ok(None) };
         Ok(Some(Self {
             table: Table::parse(&table)?,
