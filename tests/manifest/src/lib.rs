@@ -106,3 +106,36 @@ impl Manifest {
         self.trigger.http.iter().map(|trigger| (trigger.route.as_str(), trigger.component.as_str())).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_apps_manifest_builds_one_package_per_component() {
+        let manifest = Manifest::of_the_app();
+        let packages = manifest.packages().unwrap();
+        assert_eq!(packages.len(), manifest.component.len());
+        assert!(packages.values().all(|package| package.starts_with("integrations-")), "{packages:?}");
+        assert!(manifest.routes().values().all(|component| manifest.component.contains_key(*component)));
+    }
+
+    #[test]
+    fn a_build_command_of_another_shape_is_an_error_naming_the_component() {
+        let text = r#"
+            spin_manifest_version = 2
+            [application]
+            name = "x"
+            version = "1"
+            [[trigger.http]]
+            route = "/"
+            component = "c"
+            [component.c]
+            source = "c.wasm"
+            [component.c.build]
+            command = "make c"
+        "#;
+        let manifest: Manifest = toml::from_str(text).unwrap();
+        assert!(manifest.packages().unwrap_err().contains("component c"));
+    }
+}
