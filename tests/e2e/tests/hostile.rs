@@ -106,6 +106,26 @@ async fn raw_request(port: u16, head: String, body_bytes: u64) -> u16 {
 
 e2e::e2e_tests!(
     #[on_each_backend]
+    /// Issue 19: a fresh keyed deployment had its seed rows, and every row written without
+    /// settings, in plain (`integrations_settings_rows_on_old_keys` 29 after a few writes).
+    async fn a_fresh_keyed_deployment_has_no_row_on_an_old_key(spin: &Spin, backend: Backend) {
+        let service = Service::start_with(spin, backend, &[("settings_keyring", &ring(&[("a", KEY_A)]))]).await;
+        assert_eq!(service.get("/readiness").await.status, 200, "the first probe seeds the catalog");
+        for status in [true, false, true] {
+            let body = json!({ "status": status });
+            assert_eq!(service.put("/admin/integrations/chat_widget", &body).await.status, 200);
+            assert_eq!(service.put("/admin/integrations/facebook", &body).await.status, 200);
+        }
+        let report = service.get("/admin/keys").await.json();
+        assert_eq!(report["on_old_keys"], 0, "{spin} {backend:?}: {report}");
+        assert_eq!(report["live"], json!([{"key": "a", "rows": 2}]), "{report}");
+        let metrics = String::from_utf8(service.get("/metrics").await.body).unwrap();
+        assert!(metrics.lines().any(|line| line == "integrations_settings_rows_on_old_keys 0"), "{metrics}");
+        let facebook = service.get("/admin/integrations/facebook").await.json();
+        assert_eq!(facebook["settings"]["verify"], "ai-chatbot-framework", "the seed opens");
+    }
+
+    #[on_each_backend]
     async fn a_value_that_looks_sealed_breaks_nothing_and_secrets_are_sealed_everywhere(spin: &Spin, backend: Backend) {
         let keyring = ring(&[("a", KEY_A)]);
         let service = Service::start_with(spin, backend, &[("settings_keyring", &keyring)]).await;

@@ -73,13 +73,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "writes the description for a look: cargo test -p integrations-core write_the_description -- --ignored"]
-    fn write_the_description() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/openapi.json");
-        std::fs::write(path, serde_json::to_string_pretty(&spec()).unwrap()).unwrap();
-    }
-
-    #[test]
     fn the_document_is_openapi_3_1_of_this_version() {
         let spec = spec();
         assert!(spec["openapi"].as_str().unwrap().starts_with("3.1."));
