@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes a running integrations-service against its own OpenAPI description
-# (src/core/openapi.json, served at /openapi.json) with schemathesis: generated requests
+# (the description it serves at /openapi.json) with schemathesis: generated requests
 # for every operation, each response checked for server errors (5xx), an undocumented
 # status code, content type or header, and a body that does not match its schema.
 #

@@ -1,12 +1,14 @@
 //! The integrations this service knows, declared in one place: what each one is called, whether
-//! it starts enabled, and the settings it takes (type, required, default, secret).
+//! it starts enabled, the settings it takes (type, required, default, secret), and what becomes
+//! of a settings key it does not declare.
 //!
-//! The catalog drives the seed rows (a migration seeds an entry, see `store::migrations`), the
-//! validation of `PUT` bodies, which settings the history never shows, and the per-integration
-//! settings schemas of the OpenAPI description (a unit test keeps them in step).
+//! Everything else follows from here: the rows every database is seeded with (a database that
+//! lacks an entry's row gets it on its next request, see `store::migrations`), the validation of
+//! `PUT` bodies, which settings the history withholds, and the per-integration settings schemas
+//! of the OpenAPI description (`api::openapi` writes them from this file).
 //!
-//! Adding an integration is one entry in [`CATALOG`] and one migration that seeds it
-//! (`Step::Seed("its id")`); the README's "Adding an integration" says how.
+//! Adding an integration is one entry in [`CATALOG`]; the README's "Adding an integration" says
+//! how, and `tests/e2e/tests/migration.rs` follows it to the letter.
 
 use serde_json::{Map, Value};
 
@@ -20,6 +22,20 @@ pub struct IntegrationType {
     pub default_status: bool,
     /// The settings it takes, in the order they are seeded and documented.
     pub settings: &'static [SettingField],
+    /// What becomes of a settings key that `settings` does not declare.
+    pub undeclared: Undeclared,
+}
+
+/// What a `PUT` may do with a settings key its integration does not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undeclared {
+    /// Refused (422 `extra_forbidden`), unless the stored settings already hold the key: rows from
+    /// before the catalog keep their keys, and the admin UI, which sends back the whole object it
+    /// read, keeps working.
+    Refused,
+    /// Accepted and stored exactly, as the original API's free-form settings were (any JSON
+    /// object, default `{}`).
+    Accepted,
 }
 
 /// One setting of an integration.
@@ -77,49 +93,52 @@ impl SettingKind {
     }
 }
 
-pub const FACEBOOK: IntegrationType = IntegrationType {
-    id: "facebook",
-    name: "Facebook Messenger",
-    description: "Connect with Facebook Messenger",
-    default_status: false,
-    settings: &[
-        SettingField {
-            name: "verify",
-            kind: SettingKind::String,
-            required: false,
-            default: Some(r#""ai-chatbot-framework""#),
-            secret: false,
-            description: "Webhook verify token: Facebook echoes it when it subscribes the webhook.",
-        },
-        SettingField {
-            name: "secret",
-            kind: SettingKind::String,
-            required: false,
-            default: Some(r#""""#),
-            secret: true,
-            description: "App secret, for the X-Hub-Signature check of incoming webhooks.",
-        },
-        SettingField {
-            name: "page_access_token",
-            kind: SettingKind::String,
-            required: false,
-            default: Some(r#""""#),
-            secret: true,
-            description: "Page access token, with which the bot sends its replies.",
-        },
-    ],
-};
-
-pub const CHAT_WIDGET: IntegrationType = IntegrationType {
-    id: "chat_widget",
-    name: "Chat Widget",
-    description: "Add a chat widget to your website",
-    default_status: true,
-    settings: &[],
-};
-
-/// Every integration type, in the order they were added (the list shows them in this order).
-pub const CATALOG: &[IntegrationType] = &[FACEBOOK, CHAT_WIDGET];
+/// Every integration, in the order they were added (the list shows them in this order). A new
+/// one goes at the end: its row reaches every database on its next request.
+pub const CATALOG: &[IntegrationType] = &[
+    IntegrationType {
+        id: "facebook",
+        name: "Facebook Messenger",
+        description: "Connect with Facebook Messenger",
+        default_status: false,
+        undeclared: Undeclared::Refused,
+        settings: &[
+            SettingField {
+                name: "verify",
+                kind: SettingKind::String,
+                required: false,
+                default: Some(r#""ai-chatbot-framework""#),
+                secret: false,
+                description: "Webhook verify token: Facebook echoes it when it subscribes the webhook.",
+            },
+            SettingField {
+                name: "secret",
+                kind: SettingKind::String,
+                required: false,
+                default: Some(r#""""#),
+                secret: true,
+                description: "App secret, for the X-Hub-Signature check of incoming webhooks.",
+            },
+            SettingField {
+                name: "page_access_token",
+                kind: SettingKind::String,
+                required: false,
+                default: Some(r#""""#),
+                secret: true,
+                description: "Page access token, with which the bot sends its replies.",
+            },
+        ],
+    },
+    IntegrationType {
+        id: "chat_widget",
+        name: "Chat Widget",
+        description: "Add a chat widget to your website",
+        default_status: true,
+        // The original stored whatever a client sent here (a theme, a greeting, origins...).
+        undeclared: Undeclared::Accepted,
+        settings: &[],
+    },
+];
 
 /// The catalog entry for `id`, if it has one. Rows without one (none exist unless someone inserts
 /// them by hand) keep free-form settings.
@@ -144,9 +163,14 @@ impl SettingField {
     }
 }
 
-/// Whether the setting `name` of integration `id` is secret. A setting the catalog does not
-/// declare (free-form, or kept from before the catalog) counts as secret: what is not known
-/// to be harmless is not shown.
+/// Whether the setting `name` of integration `id` is secret: never shown in the history (which
+/// says only that it changed).
+///
+/// A setting the catalog does not declare counts as secret, free-form ones of an
+/// [`Undeclared::Accepted`] entry included. Nothing says what such a key holds: the original API
+/// let clients store anything there, an API key as well as a colour, and the history is shown to
+/// every admin client, so what is not known to be harmless is withheld. The live row still holds
+/// the value; declaring the field (with `secret: false`) is how an integration has it shown.
 pub fn is_secret(id: &str, name: &str) -> bool {
     find(id).and_then(|entry| entry.field(name)).is_none_or(|field| field.secret)
 }
@@ -179,9 +203,12 @@ mod tests {
 
     #[test]
     fn facebook_starts_as_the_original_seeded_it() {
-        let settings = Value::Object(FACEBOOK.default_settings());
+        let facebook = find("facebook").unwrap();
+        let settings = Value::Object(facebook.default_settings());
         assert_eq!(settings.to_string(), r#"{"verify":"ai-chatbot-framework","secret":"","page_access_token":""}"#);
         assert!(is_secret("facebook", "page_access_token") && !is_secret("facebook", "verify"));
         assert!(is_secret("chat_widget", "color"), "undeclared settings are treated as secret");
+        let widget = find("chat_widget").unwrap();
+        assert_eq!((facebook.undeclared, widget.undeclared), (Undeclared::Refused, Undeclared::Accepted));
     }
 }

@@ -1,10 +1,20 @@
-//! Settings, read from Spin variables. [`VARIABLES`] is the one list of them, with their
-//! defaults: spin.toml's `[variables]` must declare exactly these (a unit test checks it), and a
-//! component reads a variable it was not given, or one it cannot parse, as its default here.
+//! Settings, read from Spin variables. Each variable is declared once, in [`variables!`] below:
+//! its name, its type, its one default and whether it is secret. From that line come
+//! [`VARIABLES`] (spin.toml's `[variables]` must be exactly these: a test checks it) and one typed
+//! accessor on [`Config`] (`config.cache_ttl_ms()`), so a misspelt variable does not compile.
+//!
+//! An accessor answers the value, the default when the value is empty, or [`Misconfigured`]
+//! naming the variable when the value does not parse, or when spin.toml does not give the
+//! variable to the component asking for it (Spin says so; it never silently means the default).
+//! The API answers that with a 500 (readiness: 503) and a log line naming the variable, never its
+//! value.
 
-use crate::store::Backend;
+use std::fmt;
+use std::num::NonZeroU32;
 
-/// A Spin variable of this app.
+use crate::seal::Keyring;
+
+/// A Spin variable of this app, as spin.toml declares it.
 #[derive(Debug)]
 pub struct Variable {
     pub name: &'static str,
@@ -12,112 +22,174 @@ pub struct Variable {
     pub secret: bool,
 }
 
-const fn variable(name: &'static str, default: &'static str) -> Variable {
-    Variable { name, default, secret: false }
-}
-
-const fn secret(name: &'static str) -> Variable {
-    Variable { name, default: "", secret: true }
-}
-
-/// Every variable, as spin.toml declares it.
-pub const VARIABLES: &[Variable] = &[
-    secret("db_dsn"),
-    variable("db_host", "localhost:5432"),
-    variable("db_backend", "auto"),
-    variable("log_level", "info"),
-    variable("metrics_enabled", "true"),
-    secret("metrics_token"),
-    secret("admin_token"),
-    secret("settings_keyring"),
-    variable("cors_allowed_origins", "*"),
-    variable("cache_ttl_ms", "1000"),
-    variable("history_retention", "100"),
-];
-
-/// The default of a variable of [`VARIABLES`].
-pub fn default_of(name: &str) -> &'static str {
-    VARIABLES
-        .iter()
-        .find(|variable| variable.name == name)
-        .unwrap_or_else(|| panic!("{name} is not a variable of this app"))
-        .default
-}
-
-/// Where configuration comes from: Spin variables on the host, a map in tests.
+/// Where the values come from: Spin variables on the host, a map in tests.
 pub trait Variables {
-    /// The variable's value; `None` when it is unset, empty, or not given to this component.
-    fn get(&self, name: &str) -> Option<String>;
+    /// The value given to this component (`""` when empty), or why there is none: spin.toml does
+    /// not give this component the variable ([`NOT_GIVEN`]), or its provider could not be read.
+    fn get(&self, name: &'static str) -> Result<String, &'static str>;
+}
 
-    /// The value, else its default.
-    fn value(&self, name: &str) -> String {
-        self.get(name).unwrap_or_else(|| default_of(name).to_owned())
-    }
+/// Why a component has no value for a variable it asks for.
+pub const NOT_GIVEN: &str = "not given to this component in spin.toml";
 
-    fn flag(&self, name: &str) -> bool {
-        parse_flag(&self.value(name)).or_else(|| parse_flag(default_of(name))).unwrap_or(false)
-    }
+/// The typed view of a component's variables.
+#[derive(Clone, Copy)]
+pub struct Config<'a>(pub &'a dyn Variables);
 
-    /// A whole number; the default when the value is not one.
-    fn number(&self, name: &str) -> u32 {
-        self.value(name).trim().parse().or_else(|_| default_of(name).parse()).unwrap_or(0)
+/// Every variable at its default (e.g. `DEFAULTS.history_retention()`).
+pub const DEFAULTS: Config<'static> = Config(&Defaults);
+
+struct Defaults;
+
+impl Variables for Defaults {
+    fn get(&self, _name: &'static str) -> Result<String, &'static str> {
+        Ok(String::new())
     }
 }
 
-fn parse_flag(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
+/// A variable whose value cannot be used: the operator's to fix. `why` never holds the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Misconfigured {
+    /// The variable, or what else of spin.toml is wrong.
+    pub what: &'static str,
+    pub why: &'static str,
+}
+
+impl fmt::Display for Misconfigured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
     }
 }
 
-/// Which database a request should use.
+/// How a variable's text becomes its value.
+pub trait Parse: Sized {
+    /// `text` is trimmed and not empty; the error says why, never what the text was.
+    fn parse(text: &str) -> Result<Self, &'static str>;
+}
+
+macro_rules! variables {
+    ($( $(#[$doc:meta])* $name:ident: $type:ty = $default:literal $(, $secret:ident)?; )*) => {
+        /// Every variable, in spin.toml's order.
+        pub const VARIABLES: &[Variable] = &[$(
+            Variable { name: stringify!($name), default: $default, secret: variables!(@secret $($secret)?) },
+        )*];
+
+        impl Config<'_> {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Result<$type, Misconfigured> {
+                    self.value(stringify!($name), $default)
+                }
+            )*
+        }
+
+        #[cfg(test)]
+        mod defaults {
+            use super::*;
+
+            /// Every default is a value of its variable's type.
+            #[test]
+            fn every_default_parses() {
+                $( assert!(Config(&tests::MapVariables::default()).$name().is_ok(), stringify!($name)); )*
+            }
+        }
+    };
+    (@secret secret) => { true };
+    (@secret) => { false };
+}
+
+variables! {
+    /// PostgreSQL URL (`postgres://user:pass@host:port/db?sslmode=require`); `None`: Spin's SQLite.
+    db_dsn: Option<String> = "", secret;
+    /// `host:port` of `db_dsn`. Spin itself reads it (`allowed_outbound_hosts`); no component does.
+    db_host: String = "localhost:5432";
+    /// `auto` (PostgreSQL when `db_dsn` is set, else SQLite), `postgres` or `sqlite`.
+    db_backend: BackendChoice = "auto";
+    /// Lines below it are not written.
+    log_level: LogLevel = "info";
+    /// Whether `GET /metrics` is served.
+    metrics_enabled: bool = "true";
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    metrics_token: Option<String> = "", secret;
+    /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
+    admin_token: Option<String> = "", secret;
+    /// `id:base64key[,id:base64key...]`, current key first: settings are sealed at rest.
+    settings_keyring: Option<Keyring> = "", secret;
+    /// `*`, `none`, or a comma-separated list of origins allowed to call `/admin/*` from a browser.
+    cors_allowed_origins: crate::api::CorsPolicy = "*";
+    /// How long a cached read may answer for the database; 0 turns the cache off.
+    cache_ttl_ms: u32 = "1000";
+    /// Versions kept per integration in its history, this write's included (at least 1).
+    history_retention: NonZeroU32 = "100";
+}
+
+impl Config<'_> {
+    fn value<T: Parse>(&self, name: &'static str, default: &'static str) -> Result<T, Misconfigured> {
+        let given = self.0.get(name).map_err(|why| Misconfigured { what: name, why })?;
+        let text = match given.trim() {
+            "" => default,
+            text => text,
+        };
+        T::parse(text.trim()).map_err(|why| Misconfigured { what: name, why })
+    }
+
+    /// Which database requests use.
+    pub fn storage(&self) -> Result<Storage, Misconfigured> {
+        let dsn = self.db_dsn()?;
+        let postgres = |dsn: String| match is_postgres_dsn(&dsn) {
+            true => Ok(Storage::Postgres { dsn }),
+            false => Err(Misconfigured { what: "db_dsn", why: "not a postgres:// or postgresql:// URL" }),
+        };
+        match (self.db_backend()?, dsn) {
+            (BackendChoice::Sqlite, _) | (BackendChoice::Auto, None) => Ok(Storage::Sqlite),
+            (BackendChoice::Postgres | BackendChoice::Auto, Some(dsn)) => postgres(dsn),
+            (BackendChoice::Postgres, None) => {
+                Err(Misconfigured { what: "db_dsn", why: "db_backend is postgres but db_dsn is not set" })
+            }
+        }
+    }
+
+    /// The backend the configuration selects, for probes and metrics: the one `db_backend`
+    /// names, or what `auto` picks.
+    pub fn backend(&self) -> Result<crate::store::Backend, Misconfigured> {
+        use crate::store::Backend;
+        Ok(match self.db_backend()? {
+            BackendChoice::Postgres => Backend::Postgres,
+            BackendChoice::Sqlite => Backend::Sqlite,
+            BackendChoice::Auto if self.db_dsn()?.is_some() => Backend::Postgres,
+            BackendChoice::Auto => Backend::Sqlite,
+        })
+    }
+}
+
+/// `db_backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    Auto,
+    Postgres,
+    Sqlite,
+}
+
+impl Parse for BackendChoice {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "postgres" => Ok(Self::Postgres),
+            "sqlite" => Ok(Self::Sqlite),
+            _ => Err("must be auto, postgres or sqlite"),
+        }
+    }
+}
+
+/// Which database a request uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
-    Postgres {
-        dsn: String,
-    },
+    Postgres { dsn: String },
     Sqlite,
-    /// Says why no database can be used; every database request answers 503.
-    Misconfigured {
-        backend: Backend,
-        why: &'static str,
-    },
-}
-
-impl Storage {
-    /// `db_backend` = `auto` (the default: PostgreSQL when `db_dsn` is set, else
-    /// SQLite), `postgres` (a DSN is required: no silent fallback to a pod-local file),
-    /// or `sqlite`.
-    pub fn from_variables(variables: &dyn Variables) -> Self {
-        let dsn = variables.get("db_dsn");
-        match (variables.value("db_backend").trim().to_ascii_lowercase().as_str(), dsn) {
-            ("sqlite", _) | ("auto", None) => Self::Sqlite,
-            ("postgres" | "auto", Some(dsn)) if is_postgres_dsn(&dsn) => Self::Postgres { dsn },
-            ("postgres" | "auto", Some(_)) => {
-                Self::misconfigured_postgres("db_dsn is not a postgres:// or postgresql:// URL")
-            }
-            ("postgres", None) => Self::misconfigured_postgres("db_backend is postgres but db_dsn is not set"),
-            _ => Self::misconfigured_postgres("db_backend must be auto, postgres or sqlite"),
-        }
-    }
-
-    fn misconfigured_postgres(why: &'static str) -> Self {
-        Self::Misconfigured { backend: Backend::Postgres, why }
-    }
-
-    pub fn backend(&self) -> Backend {
-        match self {
-            Self::Postgres { .. } => Backend::Postgres,
-            Self::Sqlite => Backend::Sqlite,
-            Self::Misconfigured { backend, .. } => *backend,
-        }
-    }
 }
 
 fn is_postgres_dsn(dsn: &str) -> bool {
-    let lower = dsn.trim().to_ascii_lowercase();
+    let lower = dsn.to_ascii_lowercase();
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
@@ -131,24 +203,20 @@ pub enum LogLevel {
     Error,
 }
 
-impl LogLevel {
-    pub fn from_variables(variables: &dyn Variables) -> Self {
-        Self::parse(&variables.value("log_level"))
-            .or_else(|| Self::parse(default_of("log_level")))
-            .unwrap_or(Self::Info)
-    }
-
-    fn parse(level: &str) -> Option<Self> {
-        Some(match level.trim().to_ascii_lowercase().as_str() {
+impl Parse for LogLevel {
+    fn parse(level: &str) -> Result<Self, &'static str> {
+        Ok(match level.to_ascii_lowercase().as_str() {
             "trace" => Self::Trace,
             "debug" => Self::Debug,
             "info" => Self::Info,
             "warn" | "warning" => Self::Warn,
             "error" => Self::Error,
-            _ => return None,
+            _ => return Err("must be trace, debug, info, warn or error"),
         })
     }
+}
 
+impl LogLevel {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Trace => "trace",
@@ -160,83 +228,144 @@ impl LogLevel {
     }
 }
 
+impl Parse for bool {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err("must be true or false"),
+        }
+    }
+}
+
+impl Parse for u32 {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        text.parse().map_err(|_| "must be a whole number")
+    }
+}
+
+impl Parse for NonZeroU32 {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        text.parse().map_err(|_| "must be a whole number, at least 1")
+    }
+}
+
+impl Parse for String {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        Ok(text.to_owned())
+    }
+}
+
+/// An optional value: empty (the default of every optional variable) is `None`.
+impl<T: Parse> Parse for Option<T> {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "" => Ok(None),
+            text => T::parse(text).map(Some),
+        }
+    }
+}
+
 #[cfg(test)]
 pub mod tests {
-    use std::collections::HashMap;
+    use std::cell::RefCell;
+    use std::collections::{BTreeSet, HashMap};
 
     use super::*;
 
-    /// Variables for tests: a plain map.
+    /// Variables for tests: a plain map, every variable given unless [`Self::without`] says
+    /// otherwise; remembers which were asked for.
     #[derive(Default)]
-    pub struct MapVariables(pub HashMap<&'static str, String>);
+    pub struct MapVariables {
+        values: HashMap<&'static str, String>,
+        not_given: BTreeSet<&'static str>,
+        pub asked: RefCell<BTreeSet<&'static str>>,
+    }
 
     impl MapVariables {
         pub fn with(mut self, name: &'static str, value: &str) -> Self {
-            self.0.insert(name, value.into());
+            self.values.insert(name, value.into());
+            self
+        }
+
+        /// As spin.toml leaving `name` out of a component's variables.
+        pub fn without(mut self, name: &'static str) -> Self {
+            self.not_given.insert(name);
             self
         }
     }
 
     impl Variables for MapVariables {
-        fn get(&self, name: &str) -> Option<String> {
-            self.0.get(name).filter(|value| !value.is_empty()).cloned()
+        fn get(&self, name: &'static str) -> Result<String, &'static str> {
+            self.asked.borrow_mut().insert(name);
+            if self.not_given.contains(name) {
+                return Err(NOT_GIVEN);
+            }
+            Ok(self.values.get(name).cloned().unwrap_or_default())
         }
     }
 
-    fn storage(pairs: &[(&'static str, &str)]) -> Storage {
-        let variables = pairs.iter().fold(MapVariables::default(), |vars, (name, value)| vars.with(name, value));
-        Storage::from_variables(&variables)
+    fn config(pairs: &[(&'static str, &str)]) -> MapVariables {
+        pairs.iter().fold(MapVariables::default(), |vars, (name, value)| vars.with(name, value))
+    }
+
+    fn storage(pairs: &[(&'static str, &str)]) -> Result<Storage, Misconfigured> {
+        Config(&config(pairs)).storage()
     }
 
     #[test]
     fn spin_toml_declares_exactly_these_variables_with_these_defaults() {
-        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
-        let manifest = std::fs::read_to_string(manifest).unwrap();
-        let section = manifest.split("[variables]").nth(1).unwrap().split("\n[").next().unwrap();
-        let declared: Vec<String> = section
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.starts_with('#') && line.contains('='))
-            .map(str::to_owned)
-            .collect();
-        let expected: Vec<String> = VARIABLES
-            .iter()
-            .map(|v| match v.secret {
-                true => format!("{} = {{ default = \"{}\", secret = true }}", v.name, v.default),
-                false => format!("{} = {{ default = \"{}\" }}", v.name, v.default),
-            })
-            .collect();
-        assert_eq!(declared, expected, "spin.toml's [variables] and config::VARIABLES differ");
+        let manifest = app_manifest::Manifest::of_the_app();
+        let declared: Vec<(&str, Option<&str>, bool)> =
+            manifest.variables.iter().map(|(name, v)| (name.as_str(), v.default.as_deref(), v.secret)).collect();
+        let mut typed: Vec<(&str, Option<&str>, bool)> =
+            VARIABLES.iter().map(|v| (v.name, Some(v.default), v.secret)).collect();
+        typed.sort();
+        assert_eq!(declared, typed, "spin.toml's [variables] and config::VARIABLES differ");
     }
 
     #[test]
     fn auto_picks_postgres_when_a_dsn_is_set_and_sqlite_otherwise() {
         let dsn = "postgres://app@db:5432/app";
-        assert_eq!(storage(&[("db_dsn", dsn)]), Storage::Postgres { dsn: dsn.into() });
-        assert_eq!(storage(&[]), Storage::Sqlite);
-        assert_eq!(storage(&[("db_backend", "sqlite"), ("db_dsn", dsn)]), Storage::Sqlite);
+        assert_eq!(storage(&[("db_dsn", dsn)]), Ok(Storage::Postgres { dsn: dsn.into() }));
+        assert_eq!(storage(&[]), Ok(Storage::Sqlite));
+        assert_eq!(storage(&[("db_backend", "sqlite"), ("db_dsn", dsn)]), Ok(Storage::Sqlite));
     }
 
     #[test]
     fn postgres_without_a_dsn_never_falls_back_to_sqlite() {
-        assert!(matches!(storage(&[("db_backend", "postgres")]), Storage::Misconfigured { .. }));
-        assert!(matches!(storage(&[("db_dsn", "mysql://x")]), Storage::Misconfigured { .. }));
-        assert!(matches!(storage(&[("db_backend", "mongo")]), Storage::Misconfigured { .. }));
+        let what = |pairs: &[(&'static str, &str)]| storage(pairs).unwrap_err().what;
+        assert_eq!(what(&[("db_backend", "postgres")]), "db_dsn");
+        assert_eq!(what(&[("db_dsn", "mysql://x")]), "db_dsn");
+        assert_eq!(what(&[("db_backend", "mongo")]), "db_backend");
     }
 
     #[test]
-    fn log_levels_parse_case_insensitively_and_default_to_info() {
-        let level = |value| LogLevel::from_variables(&MapVariables::default().with("log_level", value));
-        assert_eq!(level("WARN"), LogLevel::Warn);
-        assert_eq!(level("nonsense"), LogLevel::Info);
+    fn values_parse_case_insensitively_and_empty_is_the_default() {
+        assert_eq!(Config(&config(&[("log_level", "WARN")])).log_level(), Ok(LogLevel::Warn));
+        assert_eq!(Config(&config(&[("log_level", "  ")])).log_level(), Ok(LogLevel::Info));
+        assert!(!Config(&config(&[("metrics_enabled", "off")])).metrics_enabled().unwrap());
+        assert_eq!(Config(&config(&[])).history_retention().unwrap().get(), 100);
+        assert_eq!(Config(&config(&[])).admin_token(), Ok(None));
     }
 
     #[test]
-    fn flags_and_numbers_fall_back_to_their_defaults() {
-        let vars = MapVariables::default().with("metrics_enabled", "maybe").with("cache_ttl_ms", "-5");
-        assert!(vars.flag("metrics_enabled"), "the default is true");
-        assert_eq!(vars.number("cache_ttl_ms"), 1000);
-        assert!(!MapVariables::default().with("metrics_enabled", "off").flag("metrics_enabled"));
-        assert_eq!(MapVariables::default().number("history_retention"), 100);
+    fn a_value_that_does_not_parse_is_misconfigured_never_the_default() {
+        let vars = config(&[("metrics_enabled", "maybe"), ("cache_ttl_ms", "-5"), ("history_retention", "0")]);
+        let bad = Config(&vars);
+        assert_eq!(bad.metrics_enabled().unwrap_err().what, "metrics_enabled");
+        assert_eq!(bad.cache_ttl_ms().unwrap_err().what, "cache_ttl_ms");
+        assert_eq!(bad.history_retention().unwrap_err().what, "history_retention");
+        let Err(keyring) = Config(&config(&[("settings_keyring", "k1:c2VjcmV0")])).settings_keyring() else {
+            panic!("a 6-byte key is refused")
+        };
+        assert_eq!(keyring.what, "settings_keyring");
+        assert!(!keyring.to_string().contains("c2VjcmV0"), "{keyring}");
+    }
+
+    #[test]
+    fn a_variable_spin_toml_does_not_give_the_component_is_misconfigured() {
+        let error = Config(&MapVariables::default().without("cache_ttl_ms")).cache_ttl_ms().unwrap_err();
+        assert_eq!(error, Misconfigured { what: "cache_ttl_ms", why: NOT_GIVEN });
     }
 }

@@ -3,13 +3,14 @@
 
 use std::cell::RefCell;
 
-use crate::config::{Storage, Variables};
+use crate::config::{Storage, Variables, NOT_GIVEN};
 use crate::store::cache::KeyValue;
-use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::{PostgresStore, Seeder, SqliteStore, Store, StoreError};
 
 pub trait Host: Variables {
-    /// The database `storage` names, as a connection for this request.
-    fn open_database(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError>;
+    /// The database the configuration names, as a connection for this request; `seeder` makes
+    /// the catalog's rows, should the database lack one.
+    fn open_database<'a>(&self, storage: &Storage, seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError>;
     /// The key-value store the cache lives in (Spin's `default`).
     fn key_value(&self) -> Result<Box<dyn KeyValue>, String>;
 }
@@ -19,26 +20,31 @@ pub trait Host: Variables {
 #[derive(Default)]
 pub struct SpinHost {
     /// Each variable is asked of the host at most once per request.
-    variables: RefCell<Vec<(String, Option<String>)>>,
+    variables: RefCell<Vec<(&'static str, Result<String, &'static str>)>>,
 }
 
 impl Variables for SpinHost {
-    fn get(&self, name: &str) -> Option<String> {
-        if let Some((_, value)) = self.variables.borrow().iter().find(|(known, _)| known == name) {
+    fn get(&self, name: &'static str) -> Result<String, &'static str> {
+        if let Some((_, value)) = self.variables.borrow().iter().find(|(known, _)| *known == name) {
             return value.clone();
         }
-        let value = spin_sdk::variables::get(name).ok().filter(|value| !value.trim().is_empty());
-        self.variables.borrow_mut().push((name.to_owned(), value.clone()));
+        let value = spin_sdk::variables::get(name).map_err(|error| match error {
+            // Spin saying spin.toml does not give this component the variable.
+            spin_sdk::variables::Error::Undefined(_) => NOT_GIVEN,
+            // A provider (e.g. Vault) that does not answer: never read as the default, which
+            // for a token would open what it guards.
+            _ => "its provider could not be read",
+        });
+        self.variables.borrow_mut().push((name, value.clone()));
         value
     }
 }
 
 impl Host for SpinHost {
-    fn open_database(&self, storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
+    fn open_database<'a>(&self, storage: &Storage, seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError> {
         Ok(match storage {
-            Storage::Postgres { dsn } => Box::new(PostgresStore::open(dsn)?),
-            Storage::Sqlite => Box::new(SqliteStore::open()?),
-            Storage::Misconfigured { why, .. } => return Err(StoreError::Misconfigured(why)),
+            Storage::Postgres { dsn } => Box::new(PostgresStore::open(dsn, seeder)?),
+            Storage::Sqlite => Box::new(SqliteStore::open(seeder)?),
         })
     }
 

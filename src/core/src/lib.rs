@@ -27,39 +27,54 @@ pub trait Component {
     const ENDPOINT: Endpoint;
 }
 
-/// One type per component, for [`serve`].
-pub mod endpoint {
-    use super::{Component, Endpoint};
+macro_rules! components {
+    ($( $(#[$doc:meta])* $name:ident = $id:literal, )*) => {
+        /// A component of spin.toml: the routes it serves are `api::routes::ROUTES`' rows that name it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Endpoint {
+            $( $(#[$doc])* $name, )*
+        }
 
-    macro_rules! endpoints {
-        ($($name:ident),*) => {$(
-            pub struct $name;
-            impl Component for $name {
-                const ENDPOINT: Endpoint = Endpoint::$name;
+        impl Endpoint {
+            pub const ALL: &'static [Endpoint] = &[$(Endpoint::$name),*];
+
+            /// The component id in spin.toml, as log lines name it.
+            pub fn component(self) -> &'static str {
+                match self {
+                    $( Self::$name => $id, )*
+                }
             }
-        )*};
-    }
+        }
 
-    endpoints!(List, Item, History, Keys, Health, Readiness, Metrics, OpenApi);
+        /// One type per component, for [`serve`].
+        pub mod endpoint {
+            use super::{Component, Endpoint};
+            $(
+                pub struct $name;
+                impl Component for $name {
+                    const ENDPOINT: Endpoint = Endpoint::$name;
+                }
+            )*
+        }
+
+        /// [`api::handle`] for a component chosen at run time, as the tests choose them.
+        #[cfg(test)]
+        pub(crate) fn handle_any(endpoint: Endpoint, request: Request, host: &dyn host::Host) -> Response {
+            match endpoint {
+                $( Endpoint::$name => api::handle::<endpoint::$name>(request, host), )*
+            }
+        }
+    };
 }
 
-/// The path a component serves. Spin routes by path; the endpoint dispatches on method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `/admin/integrations` (and `/admin/integrations/`)
-    List,
-    /// `/admin/integrations/:id`
-    Item,
-    /// `/admin/integrations/:id/history/...`
-    History,
-    /// `/admin/keys/...`
-    Keys,
-    /// `/health`
-    Health,
-    /// `/readiness` and `/ready`
-    Readiness,
-    /// `/metrics`
-    Metrics,
-    /// `/openapi.json` and `/docs`
-    OpenApi,
+components! {
+    List = "integrations-list",
+    Item = "integrations-item",
+    History = "integrations-history",
+    Keys = "integrations-keys",
+    /// Liveness: given no variables, it reads none.
+    Health = "health",
+    Readiness = "readiness",
+    Metrics = "metrics",
+    OpenApi = "openapi",
 }

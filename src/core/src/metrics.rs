@@ -237,9 +237,6 @@ fn float(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-
     use super::*;
 
     fn sample(id: &str, enabled: bool, updated_at_seconds: f64) -> IntegrationSample {
@@ -398,17 +395,7 @@ mod tests {
         let escaped = Snapshot { integrations: vec![sample("we\"ird\\id\n", true, 2.0)], ..up() };
         for snapshot in [up(), down(), escaped, Snapshot { integrations: Vec::new(), ..up() }] {
             let text = encode(&snapshot);
-            let mut promtool = Command::new("promtool")
-                .args(["check", "metrics"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("promtool is required for this test: apt-get install prometheus");
-            promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-            let output = promtool.wait_with_output().unwrap();
-            let report = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
-            assert!(output.status.success() && report.trim().is_empty(), "promtool: {report}\n{text}");
+            test_support::promtool_check(&text).unwrap_or_else(|report| panic!("{report}\n{text}"));
         }
     }
 }

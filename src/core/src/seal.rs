@@ -33,29 +33,26 @@ pub struct Keyring {
 
 impl Keyring {
     /// Parses `settings_keyring`. Errors name the problem, never the key.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
         let mut keys: Vec<(String, XChaCha20Poly1305)> = Vec::new();
         for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
-            let (id, key) =
-                entry.split_once(':').ok_or(StoreError::Misconfigured("settings_keyring entries are id:base64key"))?;
+            let (id, key) = entry.split_once(':').ok_or("settings_keyring entries are id:base64key")?;
             let valid_id = !id.is_empty()
                 && id.len() <= MAX_KEY_ID_LEN
                 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
             if !valid_id {
-                return Err(StoreError::Misconfigured("settings_keyring key ids are 1-32 of [A-Za-z0-9._-]"));
+                return Err("settings_keyring key ids are 1-32 of [A-Za-z0-9._-]");
             }
             if keys.iter().any(|(known, _)| known == id) {
-                return Err(StoreError::Misconfigured("settings_keyring names a key id twice"));
+                return Err("settings_keyring names a key id twice");
             }
-            let bytes = BASE64
-                .decode(key.trim())
-                .map_err(|_| StoreError::Misconfigured("a settings_keyring key is not base64"))?;
-            let cipher = XChaCha20Poly1305::new_from_slice(&bytes)
-                .map_err(|_| StoreError::Misconfigured("settings_keyring keys must be 32 bytes"))?;
+            let bytes = BASE64.decode(key.trim()).map_err(|_| "a settings_keyring key is not base64")?;
+            let cipher =
+                XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| "settings_keyring keys must be 32 bytes")?;
             keys.push((id.to_owned(), cipher));
         }
         if keys.is_empty() {
-            return Err(StoreError::Misconfigured("settings_keyring holds no key"));
+            return Err("settings_keyring holds no key");
         }
         Ok(Self { keys })
     }
@@ -124,6 +121,12 @@ impl Keyring {
             *value = Value::String(plain);
         }
         Ok(settings)
+    }
+}
+
+impl crate::config::Parse for Keyring {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        Keyring::parse(text)
     }
 }
 
@@ -235,7 +238,7 @@ mod tests {
             ["", "nokey", "a:not-base64!", "a:c2hvcnQ=", &format!("a:{KEY_A},a:{KEY_B}"), &format!("a b:{KEY_A}")]
         {
             let error = Keyring::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted"));
-            assert!(!error.to_string().contains(KEY_A), "{error}");
+            assert!(!error.contains(KEY_A), "{error}");
         }
     }
 }

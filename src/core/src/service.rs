@@ -3,10 +3,12 @@
 //! and history versions are compared to say what changed. No HTTP here, no SQL.
 
 use std::cell::OnceCell;
+use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::config::Storage;
+use crate::catalog;
+use crate::config::{Config, Misconfigured};
 use crate::domain::history::VersionState;
 use crate::domain::{
     Action, Actor, HistoryEntry, Integration, IntegrationId, IntegrationUpdate, Settings, Timestamp, Unreadable,
@@ -16,8 +18,8 @@ use crate::host::Host;
 use crate::seal::{self, Keyring};
 use crate::store::cache::CachedStore;
 use crate::store::{
-    HistoryPage, KeyUsage, ResealItem, SettingsWrite, Store, StoreError, StoredRow, StoredSettings, StoredVersion,
-    Write, WriteOutcome,
+    HistoryPage, KeyUsage, Provenance, ResealItem, Seed, SettingsWrite, Store, StoreError, StoredRow, StoredSettings,
+    StoredVersion, Write, WriteOutcome,
 };
 
 /// How a request uses the read-through cache.
@@ -97,41 +99,46 @@ pub struct ResealReport {
 /// fresh cache entry of a plain row needs neither the database nor the keyring.
 pub struct Service<'a> {
     store: Box<dyn Store + 'a>,
-    keyring: Keys<'a>,
+    keyring: Rc<Keys<'a>>,
 }
 
 /// The keyring, parsed from `settings_keyring` when first needed.
 struct Keys<'a> {
-    variable: Box<dyn Fn() -> Option<String> + 'a>,
-    parsed: OnceCell<Result<Option<Keyring>, StoreError>>,
+    config: Config<'a>,
+    parsed: OnceCell<Result<Option<Keyring>, Misconfigured>>,
 }
 
 impl Keys<'_> {
     fn get(&self) -> Result<Option<&Keyring>, StoreError> {
-        let parsed = self.parsed.get_or_init(|| (self.variable)().map(|ring| Keyring::parse(&ring)).transpose());
-        parsed.as_ref().map(Option::as_ref).map_err(Clone::clone)
+        let parsed = self.parsed.get_or_init(|| self.config.settings_keyring());
+        Ok(parsed.as_ref().map_err(|misconfigured| *misconfigured)?.as_ref())
     }
 
-    /// Opens stored settings; a keyring that does not parse makes sealed ones unreadable.
-    fn open(&self, id: &str, stored: &StoredSettings) -> Result<Settings, Unreadable> {
-        if stored.key.is_none() {
-            return seal::open(None, id, stored);
-        }
-        match self.get() {
-            Ok(keyring) => seal::open(keyring, id, stored),
-            Err(error) => Err(Unreadable(error.to_string())),
-        }
+    /// Opens stored settings: the settings, or why this row cannot be opened. A keyring that
+    /// does not parse is an error of the whole request (only sealed rows need it).
+    fn open(&self, id: &str, stored: &StoredSettings) -> Result<Result<Settings, Unreadable>, StoreError> {
+        let keyring = if stored.key.is_some() { self.get()? } else { None };
+        Ok(seal::open(keyring, id, stored))
     }
 }
 
 impl<'a> Service<'a> {
     /// Opens what the request needs, lazily: the database is only reached when an answer needs
     /// it (a fresh cache entry does not). `on_cache_trouble` hears of key-value store failures.
-    pub fn open(host: &'a dyn Host, cache: CacheUse, on_cache_trouble: Box<dyn Fn(&str) + 'a>) -> Self {
-        let keyring = Keys { variable: Box::new(move || host.get("settings_keyring")), parsed: OnceCell::new() };
-        let open = move || host.open_database(&Storage::from_variables(host));
+    pub fn open(
+        host: &'a dyn Host,
+        cache: CacheUse,
+        on_cache_trouble: Box<dyn Fn(&str) + 'a>,
+    ) -> Result<Self, Misconfigured> {
+        let config = Config(host);
+        let keyring = Rc::new(Keys { config, parsed: OnceCell::new() });
+        let seeding = Rc::clone(&keyring);
+        let open = move || {
+            let keyring = Rc::clone(&seeding);
+            host.open_database(&config.storage()?, Box::new(move || seeds(keyring.get()?)))
+        };
         let database: Box<dyn Store + 'a> = Box::new(Lazy { open: Box::new(open), store: OnceCell::new() });
-        let ttl_ms = if cache == CacheUse::None { 0 } else { host.number("cache_ttl_ms") };
+        let ttl_ms = if cache == CacheUse::None { 0 } else { config.cache_ttl_ms()? };
         let store: Box<dyn Store + 'a> = if ttl_ms == 0 {
             database
         } else {
@@ -146,15 +153,15 @@ impl<'a> Service<'a> {
                 }
             }
         };
-        Self { store, keyring }
+        Ok(Self { store, keyring })
     }
 
     pub fn list(&self) -> Result<Vec<Integration>, StoreError> {
-        Ok(self.store.list()?.into_iter().map(|row| self.integration(row)).collect())
+        self.store.list()?.into_iter().map(|row| self.integration(row)).collect()
     }
 
     pub fn get(&self, id: &IntegrationId) -> Result<Option<Integration>, StoreError> {
-        Ok(self.store.get(id)?.map(|row| self.integration(row)))
+        self.store.get(id)?.map(|row| self.integration(row)).transpose()
     }
 
     pub fn update(
@@ -180,9 +187,7 @@ impl<'a> Service<'a> {
             status: update.status,
             settings,
             conditions,
-            action: Action::Update,
-            restored_from: None,
-            actor,
+            provenance: Provenance { action: Action::Update, restored_from: None, actor },
             retention,
         };
         self.write(&write)
@@ -190,7 +195,7 @@ impl<'a> Service<'a> {
 
     fn write(&self, write: &Write) -> Result<Written, StoreError> {
         Ok(match self.store.write(write)? {
-            WriteOutcome::Written(row) => Written::Integration(self.integration(row)),
+            WriteOutcome::Written(row) => Written::Integration(self.integration(row)?),
             WriteOutcome::NotFound => Written::NotFound,
             WriteOutcome::PreconditionFailed => Written::PreconditionFailed,
             WriteOutcome::UndeclaredSettings(names) => Written::Undeclared(names),
@@ -207,7 +212,7 @@ impl<'a> Service<'a> {
     ) -> Result<Option<HistoryList>, StoreError> {
         let Some(page) = self.store.history(id, before, limit)? else { return Ok(None) };
         let more = page.versions.len() > limit as usize;
-        let versions = self.entries(id, &page, limit);
+        let versions = self.entries(id, &page, limit)?;
         let next_before = more.then(|| versions.last().map(|entry| entry.version)).flatten();
         Ok(Some(HistoryList { versions, next_before }))
     }
@@ -216,7 +221,7 @@ impl<'a> Service<'a> {
     /// version is not kept.
     pub fn version(&self, id: &IntegrationId, version: i64) -> Result<Option<Option<HistoryEntry>>, StoreError> {
         let Some(page) = self.store.history(id, version.checked_add(1), 1)? else { return Ok(None) };
-        Ok(Some(self.entries(id, &page, 1).into_iter().next().filter(|entry| entry.version == version)))
+        Ok(Some(self.entries(id, &page, 1)?.into_iter().next().filter(|entry| entry.version == version)))
     }
 
     /// Writes version `version`'s fields as a new version, sealed with the current key.
@@ -234,7 +239,7 @@ impl<'a> Service<'a> {
         let Some(stored) = page.versions.into_iter().next().filter(|stored| stored.version == version) else {
             return Ok(Err(RestoreError::VersionNotFound));
         };
-        let settings = match self.keyring.open(id.as_str(), &stored.settings) {
+        let settings = match self.keyring.open(id.as_str(), &stored.settings)? {
             Ok(settings) => settings,
             Err(Unreadable(why)) => return Ok(Err(RestoreError::Unreadable(why))),
         };
@@ -250,9 +255,7 @@ impl<'a> Service<'a> {
                 undeclared: Vec::new(),
             }),
             conditions,
-            action: Action::Restore,
-            restored_from: Some(version),
-            actor,
+            provenance: Provenance { action: Action::Restore, restored_from: Some(version), actor },
             retention,
         };
         self.write(&write).map(Ok)
@@ -291,9 +294,9 @@ impl<'a> Service<'a> {
         self.store.ping()
     }
 
-    fn integration(&self, row: StoredRow) -> Integration {
-        let settings = self.keyring.open(&row.id, &row.settings);
-        Integration {
+    fn integration(&self, row: StoredRow) -> Result<Integration, StoreError> {
+        let settings = self.keyring.open(&row.id, &row.settings)?;
+        Ok(Integration {
             settings_error: settings.as_ref().err().map(|Unreadable(why)| why.clone()),
             settings,
             id: row.id,
@@ -303,23 +306,25 @@ impl<'a> Service<'a> {
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
             version: Version(row.version),
-        }
+        })
     }
 
-    fn state(&self, id: &IntegrationId, stored: &StoredVersion) -> VersionState {
-        VersionState {
+    fn state(&self, id: &IntegrationId, stored: &StoredVersion) -> Result<VersionState, StoreError> {
+        Ok(VersionState {
             name: stored.name.clone(),
             description: stored.description.clone(),
             status: stored.status,
-            settings: self.keyring.open(id.as_str(), &stored.settings),
-        }
+            settings: self.keyring.open(id.as_str(), &stored.settings)?,
+        })
     }
 
     /// The first `limit` versions of the page as entries (the page holds one more, when there is
     /// one, for the last entry's changes).
-    fn entries(&self, id: &IntegrationId, page: &HistoryPage, limit: u32) -> Vec<HistoryEntry> {
-        let states: Vec<VersionState> = page.versions.iter().map(|stored| self.state(id, stored)).collect();
-        page.versions
+    fn entries(&self, id: &IntegrationId, page: &HistoryPage, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+        let states: Vec<VersionState> =
+            page.versions.iter().map(|stored| self.state(id, stored)).collect::<Result<_, _>>()?;
+        Ok(page
+            .versions
             .iter()
             .zip(&states)
             .enumerate()
@@ -329,15 +334,25 @@ impl<'a> Service<'a> {
                 HistoryEntry {
                     version: stored.version,
                     recorded_at: Timestamp(stored.recorded_at),
-                    action: stored.action,
-                    restored_from: stored.restored_from,
-                    actor: stored.actor.clone(),
+                    action: stored.provenance.action,
+                    restored_from: stored.provenance.restored_from,
+                    actor: stored.provenance.actor.clone(),
                     changes: previous.map(|_| state.changes_since(&states[index + 1], id.as_str())),
                     integration: state.snapshot(id.as_str()),
                 }
             })
-            .collect()
+            .collect())
     }
+}
+
+/// The catalog's rows as this deployment stores them: their default settings, sealed with the
+/// current key when there is a keyring, so that a keyed deployment has no plain row from its
+/// first request on.
+fn seeds(keyring: Option<&Keyring>) -> Result<Vec<Seed>, StoreError> {
+    let seed = |entry: &'static catalog::IntegrationType| {
+        Ok(Seed { entry, settings: seal::store(keyring, entry.id, &entry.default_settings())? })
+    };
+    catalog::CATALOG.iter().map(seed).collect()
 }
 
 /// Which keys seal how many rows, for the keyring `keyring`.
@@ -359,12 +374,12 @@ fn report(keyring: Option<&Keyring>, usage: &KeyUsage) -> KeyReport {
 
 /// The database, opened on first use.
 struct Lazy<'a> {
-    open: Box<dyn Fn() -> Result<Box<dyn Store>, StoreError> + 'a>,
-    store: OnceCell<Box<dyn Store>>,
+    open: Box<dyn Fn() -> Result<Box<dyn Store + 'a>, StoreError> + 'a>,
+    store: OnceCell<Box<dyn Store + 'a>>,
 }
 
-impl Lazy<'_> {
-    fn store(&self) -> Result<&dyn Store, StoreError> {
+impl<'a> Lazy<'a> {
+    fn store(&self) -> Result<&(dyn Store + 'a), StoreError> {
         if let Some(store) = self.store.get() {
             return Ok(store.as_ref());
         }

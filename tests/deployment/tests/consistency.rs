@@ -59,8 +59,8 @@ fn seq<'a>(value: &'a Yaml, what: &str) -> &'a Vec<Yaml> {
     value.as_sequence().unwrap_or_else(|| panic!("expected a list at {what}"))
 }
 
-fn spin_toml() -> toml::Table {
-    read("spin.toml").parse().expect("spin.toml parses")
+fn spin_toml() -> app_manifest::Manifest {
+    app_manifest::Manifest::of_the_app()
 }
 
 fn spinapp() -> Yaml {
@@ -115,17 +115,15 @@ fn config_map() -> Yaml {
 #[test]
 fn the_spinapp_binds_every_variable_spin_toml_declares_and_no_other() {
     let manifest = spin_toml();
-    let declared = manifest["variables"].as_table().expect("[variables]");
+    let declared = &manifest.variables;
     let bindings = spinapp_bindings();
 
     for (name, decl) in declared {
-        let decl = decl.as_table().expect("variable table");
         let source = bindings.get(name).unwrap_or_else(|| {
-            let required = if decl.contains_key("default") { "" } else { " (required: no default)" };
+            let required = if decl.default.is_some() { "" } else { " (required: no default)" };
             panic!("spin.toml variable {name}{required} is not bound by deploy/k8s/base/spinapp.yaml")
         });
-        let secret = decl.get("secret").and_then(|v| v.as_bool()).unwrap_or(false);
-        if secret {
+        if decl.secret {
             assert!(source.starts_with("secret:"), "{name} is secret in spin.toml but comes from {source}");
         } else {
             assert!(!source.starts_with("secret:"), "{name} is not secret; keep it in the ConfigMap ({source})");
@@ -188,12 +186,7 @@ fn production_configuration_pins_postgres_and_a_db_host_matching_the_dsn() {
 #[test]
 fn probe_paths_are_routes_of_spin_toml_and_liveness_does_not_touch_the_database() {
     let manifest = spin_toml();
-    let routes: BTreeMap<String, String> = manifest["trigger"]["http"]
-        .as_array()
-        .expect("[[trigger.http]]")
-        .iter()
-        .map(|t| (t["route"].as_str().unwrap().to_string(), t["component"].as_str().unwrap().to_string()))
-        .collect();
+    let routes = manifest.routes();
 
     let app = spinapp();
     for probe in ["liveness", "readiness"] {
@@ -201,9 +194,9 @@ fn probe_paths_are_routes_of_spin_toml_and_liveness_does_not_touch_the_database(
         assert!(routes.contains_key(path), "{probe} probe path {path} is not a route in spin.toml");
     }
     let liveness = str_at(&app, &["spec", "checks", "liveness", "httpGet", "path"]);
-    let component = manifest["component"][&routes[liveness]].as_table().unwrap();
+    let component = &manifest.component[routes[liveness]];
     assert!(
-        !component.contains_key("allowed_outbound_hosts") && !component.contains_key("variables"),
+        component.allowed_outbound_hosts.is_empty() && component.variables.is_empty(),
         "the liveness route's component must not reach the database (a DB outage would restart pods)"
     );
     assert_eq!(str_at(&app, &["spec", "checks", "readiness", "httpGet", "path"]), "/readiness");

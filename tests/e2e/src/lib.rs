@@ -2,10 +2,10 @@
 //! Spin CLI of `SPIN_BIN`), on a fresh PostgreSQL database or a fresh SQLite state directory,
 //! and a client whose every response is checked against the OpenAPI description.
 
+pub mod harness;
 pub mod spec;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
@@ -25,29 +25,6 @@ pub enum Backend {
 /// wait (Spin 4.0's zero-row deadlock made requests hang forever).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs an async test body on every Spin CLI of `SPIN_BIN`, once on PostgreSQL and once on
-/// SQLite: `on_every_spin!(name, |service: Service| async move { ... })`.
-#[macro_export]
-macro_rules! on_every_spin {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                for spin in $crate::Spin::all() {
-                    ($body)($crate::Service::start(spin, $crate::Backend::Postgres).await).await
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                for spin in $crate::Spin::all() {
-                    ($body)($crate::Service::start(spin, $crate::Backend::Sqlite).await).await
-                }
-            }
-        }
-    };
-}
-
 /// The service under test, and what it runs on.
 pub struct Service {
     pub app: SpinApp,
@@ -58,15 +35,17 @@ pub struct Service {
     /// `--state-dir`: the SQLite default and the cache's key-value store. Kept across restarts.
     state: tempfile::TempDir,
     client: reqwest::Client,
+    /// The description this service serves, fetched on its first checked request.
+    spec: tokio::sync::OnceCell<Spec>,
     /// The longest any request of this service took, in microseconds, and which (printed on
-    /// drop: run with `--nocapture` to see it; the timeout above is the assertion).
+    /// drop with `--nocapture`; the timeout above is the assertion).
     slowest: std::sync::Mutex<(u64, String)>,
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         let (slowest, request) = &*self.slowest.lock().unwrap();
-        if *slowest > 0 {
+        if *slowest > 0 && harness::verbose() {
             let ms = *slowest as f64 / 1000.0;
             eprintln!("e2e: {} {:?}: slowest request {ms:.1} ms: {request}", self.app.spin, self.backend);
         }
@@ -75,11 +54,6 @@ impl Drop for Service {
 
 pub fn manifest() -> PathBuf {
     test_support::workspace_root().join("spin.toml")
-}
-
-fn spec() -> &'static Spec {
-    static SPEC: OnceLock<Spec> = OnceLock::new();
-    SPEC.get_or_init(Spec::load)
 }
 
 impl Service {
@@ -135,6 +109,8 @@ impl Service {
             SpinApp::start(&spin, &options).await.unwrap_or_else(|e| panic!("the app restarts under {spin}: {e:#}"));
         let old = std::mem::replace(&mut self.app, app);
         old.stop().await.expect("the old app stops");
+        // Another build may describe itself otherwise.
+        self.spec = Default::default();
     }
 
     /// The state directory (`--state-dir`) of the app.
@@ -164,7 +140,7 @@ impl Service {
         state: tempfile::TempDir,
     ) -> Self {
         let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
-        Self { app, backend, cluster, dsn, state, client, slowest: Default::default() }
+        Self { app, backend, cluster, dsn, state, client, spec: Default::default(), slowest: Default::default() }
     }
 
     pub fn spin(&self) -> &Spin {
@@ -199,12 +175,25 @@ impl Service {
         self.send(Method::PUT, path, &[("content-type", "application/json")], Some(body.to_string().into_bytes())).await
     }
 
-    /// Sends a request and checks the response against the OpenAPI description.
+    /// The OpenAPI description this service serves.
+    pub async fn spec(&self) -> &Spec {
+        self.spec
+            .get_or_init(|| async {
+                let served = self.send_unchecked(Method::GET, "/openapi.json", &[], None).await;
+                assert_eq!(served.status, 200, "{}: /openapi.json", self.spin());
+                Spec::new(served.json())
+            })
+            .await
+    }
+
+    /// Sends a request and checks the response against the OpenAPI description it serves.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
         let reply = self.send_unchecked(method.clone(), path, headers, body).await;
         let content_type = reply.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let spec_path = path.split('?').next().unwrap_or(path);
-        if let Err(mismatch) = spec().check(method.as_str(), spec_path, reply.status, content_type, &reply.body) {
+        if let Err(mismatch) =
+            self.spec().await.check(method.as_str(), spec_path, reply.status, content_type, &reply.body)
+        {
             panic!(
                 "{}: response contradicts openapi.json: {mismatch}\nbody: {}",
                 self.spin(),

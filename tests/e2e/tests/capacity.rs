@@ -61,9 +61,9 @@ async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
     client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_spin_up_opens_at_most_its_pool_size_of_connections() {
-    for spin in Spin::all() {
+e2e::e2e_tests!(
+    #[on_each_spin]
+    async fn one_spin_up_opens_at_most_its_pool_size_of_connections(spin: &Spin) {
         let service = Arc::new(Service::start_with_own_cluster(spin, &[]).await);
         let dsn = service.dsn.clone().unwrap();
         let database = dsn.rsplit('/').next().unwrap().to_owned();
@@ -177,4 +177,4 @@ async fn one_spin_up_opens_at_most_its_pool_size_of_connections() {
             "{spin}: waiting for the pool is latency, not errors: {statuses:?}"
         );
     }
-}
+);

@@ -1,30 +1,13 @@
 //! `/metrics` through the host: valid exposition format by Prometheus's own parser, and values
 //! that agree with the database after a few updates.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use e2e::{Backend, Service, Spin};
 use reqwest::Method;
 use serde_json::json;
 
 /// `promtool check metrics` on the text; panics with promtool's complaints.
 fn promtool_accepts(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (apt-get install prometheus)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool rejects /metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    test_support::promtool_check(text).unwrap_or_else(|report| panic!("/metrics: {report}\n{text}"));
 }
 
 /// The value of the sample `series` (name with labels, as written), if present.
@@ -32,9 +15,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_valid_and_agree_with_the_database() {
-    for spin in Spin::all() {
+e2e::e2e_tests!(
+    #[on_each_spin]
+    async fn metrics_are_valid_and_agree_with_the_database(spin: &Spin) {
         let service = Service::start(spin, Backend::Postgres).await;
         assert_eq!(service.put("/admin/integrations/facebook", &json!({"status": true})).await.status, 200);
         assert_eq!(service.put("/admin/integrations/chat_widget", &json!({"status": false})).await.status, 200);
@@ -71,11 +54,9 @@ async fn metrics_are_valid_and_agree_with_the_database() {
             assert!((exported - updated).abs() < 1e-3, "{id}: {exported} vs {updated}");
         }
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_follow_their_variables() {
-    for spin in Spin::all() {
+    #[on_each_spin]
+    async fn metrics_follow_their_variables(spin: &Spin) {
         let off = Service::start_with(spin, Backend::Sqlite, &[("metrics_enabled", "false")]).await;
         let reply = off.get("/metrics").await;
         assert_eq!((reply.status, reply.json()), (404, json!({"detail": "Not Found"})));
@@ -88,4 +69,4 @@ async fn metrics_follow_their_variables() {
         promtool_accepts(&text);
         assert_eq!(sample(&text, r#"integrations_storage_backend_info{backend="sqlite"}"#), Some(1.0));
     }
-}
+);

@@ -1,15 +1,16 @@
 //! Migrations on live databases: a database the previous release created and its users changed
 //! (committed in `fixtures/v1/`, see its README) is brought up to date with every change kept;
-//! and a third integration added to the catalog, as the README's recipe says, reaches a
-//! database this release created.
+//! and a third integration, added by following the README's recipe to the letter on a copy of
+//! the workspace, reaches a database this release created and one the previous release did.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use e2e::{Backend, Service, Spin};
 use integrations_core::store::migrations::LATEST;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use test_support::{AppOptions, PostgresFixture, SpinApp};
 
 /// The key the previous release sealed the fixture's Facebook secrets with.
@@ -20,8 +21,8 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A service on a database loaded from the previous release's fixture.
-async fn on_previous_release(spin: &Spin, backend: Backend, variables: &[(&str, &str)]) -> Service {
+/// A service of the build at `manifest` on a database loaded from the previous release's fixture.
+async fn on_previous_release(spin: &Spin, backend: Backend, manifest: &Path, variables: &[(&str, &str)]) -> Service {
     let state = tempfile::tempdir().unwrap();
     let (cluster, dsn) = match backend {
         Backend::Postgres => {
@@ -37,176 +38,224 @@ async fn on_previous_release(spin: &Spin, backend: Backend, variables: &[(&str, 
         }
     };
     let options = Service::options(cluster.as_ref().map(e2e::Cluster::fixture), dsn.as_deref(), variables);
-    let options = AppOptions { state_dir: Some(state.path().to_owned()), ..options };
+    let options = AppOptions {
+        source: test_support::AppSource::Manifest(manifest.to_owned()),
+        state_dir: Some(state.path().to_owned()),
+        ..options
+    };
     let app = SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("{spin}: {e:#}"));
     Service::around(app, backend, cluster, dsn, state)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_previous_release_database_keeps_every_change_its_users_made() {
-    for spin in Spin::all() {
-        for backend in [Backend::Postgres, Backend::Sqlite] {
-            let keyring = format!("v1:{V1_KEY}");
-            let service = on_previous_release(spin, backend, &[("settings_keyring", &keyring)]).await;
-            let list = service.get("/admin/integrations/").await;
-            assert_eq!(list.status, 200, "{spin} {backend:?}: {}", String::from_utf8_lossy(&list.body));
-            let list = list.json();
-            let facebook = &list[0];
-            assert_eq!(facebook["status"], true);
-            // Sealed field by field by the previous release, opened with its key.
-            assert_eq!(
-                facebook["settings"],
-                json!({"verify": "my-verify-token", "secret": "app-secret-v1", "page_access_token": "EAAB-page-token-v1"}),
-                "{spin} {backend:?}"
-            );
-            let widget = &list[1];
-            assert_eq!((widget["name"].as_str(), widget["status"].as_bool()), (Some("Website chat"), Some(false)));
-            assert_eq!(widget["settings"]["greeting"], "hi \"there\"");
-            // Numbers as the previous release stored them, digit for digit.
-            let text = String::from_utf8(service.get("/admin/integrations/chat_widget").await.body).unwrap();
-            let n =
-                if backend == Backend::Postgres { "123456789012345680000000000000" } else { "1.2345678901234568e+29" };
-            assert!(text.contains(&format!("\"n\":{n}")), "{text}");
-            assert!(widget["created_at"].as_str().unwrap().starts_with("2026-11-30T10:19:"), "{widget}");
-            let etag = service.get("/admin/integrations/facebook").await.header("etag").map(str::to_owned);
-            assert_eq!(etag.as_deref(), Some("\"2\""), "versions carry over");
+/// Where the README says how to add an integration.
+const RECIPE: &str = "### The catalog, and adding an integration";
 
-            // History begins with the row as it stood.
-            let history = service.get("/admin/integrations/facebook/history").await.json();
-            assert_eq!(history["versions"][0]["action"], "baseline");
-            assert_eq!(history["versions"][0]["version"], 2);
-
-            // The admin UI sends back what it read, keys from before the catalog included.
-            let mut widget = widget.clone();
-            widget["status"] = json!(true);
-            let toggled = service.put("/admin/integrations/chat_widget", &widget).await;
-            assert_eq!(toggled.status, 200, "{}", String::from_utf8_lossy(&toggled.body));
-            assert_eq!(toggled.json()["settings"], widget["settings"]);
-
-            // Secrets move to whole-row sealing under the current key on the next write.
-            let mut facebook = facebook.clone();
-            facebook["status"] = json!(false);
-            assert_eq!(service.put("/admin/integrations/facebook", &facebook).await.status, 200);
-            let keys = service.get("/admin/keys").await.json();
-            assert!(keys["live"].as_array().unwrap().iter().any(|k| k["key"] == "v1"), "{keys}");
-        }
-    }
+/// The README's recipe, as written: the file it names and the entry it shows.
+fn recipe() -> (String, String) {
+    let readme = std::fs::read_to_string(test_support::workspace_root().join("README.md")).unwrap();
+    let section = &readme[readme.find(RECIPE).expect("the README has the recipe")..];
+    let section = &section[..section[RECIPE.len()..].find("\n#").map_or(section.len(), |end| end + RECIPE.len())];
+    let start = section.find("```rust\n").expect("the recipe shows its entry") + "```rust\n".len();
+    let entry = &section[start..start + section[start..].find("```").expect("the block ends")];
+    // The one file the recipe changes: the only `src/...rs` path before the block.
+    let mut files: Vec<&str> =
+        section[..start].split('`').filter(|word| word.starts_with("src/") && word.ends_with(".rs")).collect();
+    files.dedup();
+    assert_eq!(files.len(), 1, "the recipe names one file to change: {files:?}");
+    (files[0].to_owned(), entry.to_owned())
 }
 
-/// The app with a third integration, built from a copy of the workspace by the README's recipe
-/// ("Adding an integration"): one catalog entry, one migration. The copy's target directory is
-/// seeded with hard links to the workspace's, so only the app's own crates compile again.
-fn build_with_a_third_integration() -> (tempfile::TempDir, PathBuf) {
+/// The workspace (its files git tracks or would track), copied to `target/e2e-variant/` (the copy's own `target/`
+/// stays between runs; the first one starts from hard links to this workspace's build), with
+/// the README's recipe applied literally: its entry added at the end of `CATALOG` in the file it
+/// names, and nothing else. Builds the copy's components, as `tests/run` builds these.
+fn build_with_a_third_integration() -> PathBuf {
     let root = test_support::workspace_root();
-    let copy = tempfile::Builder::new().prefix("variant-").tempdir().unwrap();
-    let run = |program: &str, args: &[&str], dir: &Path| {
-        let status = Command::new(program).args(args).current_dir(dir).status().unwrap();
-        assert!(status.success(), "{program} {args:?}");
-    };
-    for entry in ["src", "Cargo.toml", "Cargo.lock", "spin.toml"] {
-        run("cp", &["-r", &root.join(entry).display().to_string(), &copy.path().display().to_string()], &root);
-    }
-    std::fs::create_dir(copy.path().join("target")).unwrap();
-    for built in ["wasm32-wasip2", "release"] {
-        if root.join("target").join(built).exists() {
-            run("cp", &["-al", &root.join("target").join(built).display().to_string(), "target/"], copy.path());
+    let copy = root.join("target/e2e-variant");
+    if copy.exists() {
+        for entry in std::fs::read_dir(&copy).unwrap().flatten().filter(|entry| entry.file_name() != "target") {
+            let path = entry.path();
+            if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }.unwrap();
         }
     }
-    let edit = |file: &str, change: &dyn Fn(String) -> String| {
-        let path = copy.path().join(file);
-        std::fs::write(&path, change(std::fs::read_to_string(&path).unwrap())).unwrap();
-    };
-    // Only the app: the copy has no tests.
-    edit("Cargo.toml", &|text| {
-        let start = text.find("members = [").unwrap();
-        let end = start + text[start..].find(']').unwrap() + 1;
-        format!("{}members = [\"src/core\", \"src/components/*\"]{}", &text[..start], &text[end..])
-    });
-    // The recipe: a catalog entry ...
-    edit("src/core/src/catalog.rs", &|text| {
-        text.replace("&[FACEBOOK, CHAT_WIDGET]", "&[FACEBOOK, CHAT_WIDGET, SLACK]")
-            + r##"
-pub const SLACK: IntegrationType = IntegrationType {
-    id: "slack",
-    name: "Slack",
-    description: "Answer in Slack channels",
-    default_status: false,
-    settings: &[SettingField {
-        name: "bot_token",
-        kind: SettingKind::String,
-        required: false,
-        default: Some(r#""""#),
-        secret: true,
-        description: "Bot token (xoxb-...)",
-    }],
-};
-"##
-    });
-    // ... and a migration that seeds it.
-    edit("src/core/src/store/migrations.rs", &|text| {
-        let end = text.find("\n];\n").expect("the end of MIGRATIONS");
-        let next = LATEST + 1;
-        let seed = format!(
-            "\n    Migration {{ version: {next}, description: \"seed slack\", steps: &[Step::Seed(\"slack\")] }},"
-        );
-        format!("{}{seed}{}", &text[..end], &text[end..])
-    });
-    let packages: Vec<String> = std::fs::read_to_string(copy.path().join("spin.toml"))
-        .unwrap()
-        .lines()
-        .filter_map(|line| line.strip_prefix("command = \"cargo build --target wasm32-wasip2 --release -p "))
-        .map(|rest| rest.trim_end_matches('"').to_owned())
-        .collect();
-    let mut args = vec!["build", "--release", "--target", "wasm32-wasip2", "--offline"];
-    for package in &packages {
-        args.extend(["-p", package]);
+    let listed = Command::new("git")
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .current_dir(&root)
+        .output()
+        .expect("git ls-files");
+    for file in listed.stdout.split(|&byte| byte == 0).filter(|file| !file.is_empty()) {
+        let file = std::str::from_utf8(file).unwrap();
+        let (from, to) = (root.join(file), copy.join(file));
+        if from.is_file() {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
     }
-    let status = Command::new("cargo")
-        .args(&args)
-        .current_dir(copy.path())
-        .env("CARGO_TARGET_DIR", copy.path().join("target"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "the variant builds");
-    let manifest = copy.path().join("spin.toml");
-    (copy, manifest)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_third_integration_reaches_a_database_this_release_created() {
-    let (_copy, variant) = tokio::task::spawn_blocking(build_with_a_third_integration).await.unwrap();
-    for spin in Spin::all() {
-        for backend in [Backend::Postgres, Backend::Sqlite] {
-            // This release's database, with users' changes.
-            let mut service = Service::start(spin, backend).await;
-            let settings = json!({"verify": "mine", "secret": "third-s3cret", "page_access_token": "tok"});
-            let body = json!({"status": true, "settings": settings});
-            assert_eq!(service.put("/admin/integrations/facebook", &body).await.status, 200);
-            assert_eq!(service.put("/admin/integrations/chat_widget", &json!({"name": "Site chat"})).await.status, 200);
-            let before = service.get("/admin/integrations/").await.json();
-
-            // The same database under the build with the new catalog entry.
-            service.restart_on(&variant, &[]).await;
-            let after = service.send(Method::GET, "/admin/integrations/", &[("cache-control", "no-cache")], None).await;
-            let after = after.json();
-            let ids: Vec<&str> = after.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-            assert_eq!(ids, ["facebook", "chat_widget", "slack"], "{spin} {backend:?}");
-            assert_eq!(after[0], before[0], "every user change kept");
-            assert_eq!(after[1], before[1], "every user change kept");
-            assert_eq!((after[2]["status"].as_bool(), &after[2]["settings"]), (Some(false), &json!({"bot_token": ""})));
-            let history = service.get("/admin/integrations/slack/history").await.json();
-            assert_eq!(history["versions"][0]["action"], "seed");
-            let refused = service.put("/admin/integrations/slack", &json!({"settings": {"bot_token": 5}})).await;
-            assert_eq!(refused.status, 422, "the new entry's settings are checked too");
-            if let Some(dsn) = &service.dsn {
-                let client = e2e::connect(dsn).await;
-                let latest: i64 = client
-                    .query_one("SELECT max(version) FROM integrations_schema_migrations", &[])
-                    .await
-                    .unwrap()
-                    .get(0);
-                assert_eq!(latest, LATEST + 1);
+    if !copy.join("target").exists() {
+        std::fs::create_dir_all(copy.join("target")).unwrap();
+        for built in ["wasm32-wasip2", "release"] {
+            if root.join("target").join(built).exists() {
+                let status = Command::new("cp")
+                    .arg("-al")
+                    .arg(root.join("target").join(built))
+                    .arg(copy.join("target"))
+                    .status();
+                assert!(status.unwrap().success(), "cp -al target/{built}");
             }
         }
     }
+
+    // The recipe, as the README says it.
+    let (file, entry) = recipe();
+    let catalog = copy.join(&file);
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    let list = text.find("pub const CATALOG").unwrap_or_else(|| panic!("{file} has no CATALOG"));
+    let end = list + text[list..].find("\n];").expect("the end of CATALOG") + 1;
+    std::fs::write(&catalog, format!("{}{entry}{}", &text[..end], &text[end..])).unwrap();
+    let changed = Command::new("git")
+        .args(["diff", "--no-index", "--name-only", "--"])
+        .arg(root.join("src"))
+        .arg(copy.join("src"))
+        .output()
+        .unwrap();
+    let changed: Vec<String> = String::from_utf8_lossy(&changed.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(changed.len(), 1, "the recipe changes one file of the app: {changed:?}");
+
+    let manifest = copy.join("spin.toml");
+    let parsed = app_manifest::Manifest::load(&manifest).unwrap();
+    let packages: Vec<String> = parsed.packages().unwrap().into_values().map(String::from).collect();
+    let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    build.args(["build", "--locked", "--offline", "--release", "--target", "wasm32-wasip2"]).current_dir(&copy);
+    for package in packages {
+        build.args(["-p", &package]);
+    }
+    let status = build.env("CARGO_TARGET_DIR", copy.join("target")).status().unwrap();
+    assert!(status.success(), "the app with the README's third integration builds");
+    manifest
 }
+
+/// The variant's manifest, built once per run of this file.
+fn variant() -> &'static Path {
+    static VARIANT: OnceLock<PathBuf> = OnceLock::new();
+    VARIANT.get_or_init(build_with_a_third_integration)
+}
+
+/// This build's catalog, then the recipe's integration: what the variant lists.
+fn with_third(third: &str) -> Vec<&str> {
+    let catalog = integrations_core::catalog::CATALOG.iter().map(|entry| entry.id);
+    catalog.chain(std::iter::once(third)).collect()
+}
+
+/// The third integration as the recipe declares it, and its settings' defaults.
+fn third() -> (String, Value) {
+    let (_, entry) = recipe();
+    let field = |text: &str, name: &str| {
+        text.split(&format!("{name}: \"")).nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
+    };
+    let id = field(&entry, "id").expect("the entry has an id");
+    let setting = entry.split("SettingField {").nth(1).and_then(|declared| field(declared, "name"));
+    let setting = setting.expect("the entry declares a setting");
+    (id, json!({ setting: "" }))
+}
+
+e2e::e2e_tests!(
+    #[on_each_backend]
+    async fn a_previous_release_database_keeps_every_change_its_users_made(spin: &Spin, backend: Backend) {
+        let keyring = format!("v1:{V1_KEY}");
+        let service = on_previous_release(spin, backend, &e2e::manifest(), &[("settings_keyring", &keyring)]).await;
+        let list = service.get("/admin/integrations/").await;
+        assert_eq!(list.status, 200, "{spin} {backend:?}: {}", String::from_utf8_lossy(&list.body));
+        let list = list.json();
+        let facebook = &list[0];
+        assert_eq!(facebook["status"], true);
+        // Sealed field by field by the previous release, opened with its key.
+        assert_eq!(
+            facebook["settings"],
+            json!({"verify": "my-verify-token", "secret": "app-secret-v1", "page_access_token": "EAAB-page-token-v1"}),
+            "{spin} {backend:?}"
+        );
+        let widget = &list[1];
+        assert_eq!((widget["name"].as_str(), widget["status"].as_bool()), (Some("Website chat"), Some(false)));
+        assert_eq!(widget["settings"]["greeting"], "hi \"there\"");
+        // Numbers as the previous release stored them, digit for digit.
+        let text = String::from_utf8(service.get("/admin/integrations/chat_widget").await.body).unwrap();
+        let n = if backend == Backend::Postgres { "123456789012345680000000000000" } else { "1.2345678901234568e+29" };
+        assert!(text.contains(&format!("\"n\":{n}")), "{text}");
+        assert!(widget["created_at"].as_str().unwrap().starts_with("2026-11-30T10:19:"), "{widget}");
+        let etag = service.get("/admin/integrations/facebook").await.header("etag").map(str::to_owned);
+        assert_eq!(etag.as_deref(), Some("\"2\""), "versions carry over");
+
+        // History begins with the row as it stood.
+        let history = service.get("/admin/integrations/facebook/history").await.json();
+        assert_eq!(history["versions"][0]["action"], "baseline");
+        assert_eq!(history["versions"][0]["version"], 2);
+
+        // The admin UI sends back what it read, keys from before the catalog included.
+        let mut widget = widget.clone();
+        widget["status"] = json!(true);
+        let toggled = service.put("/admin/integrations/chat_widget", &widget).await;
+        assert_eq!(toggled.status, 200, "{}", String::from_utf8_lossy(&toggled.body));
+        assert_eq!(toggled.json()["settings"], widget["settings"]);
+
+        // Secrets move to whole-row sealing under the current key on the next write.
+        let mut facebook = facebook.clone();
+        facebook["status"] = json!(false);
+        assert_eq!(service.put("/admin/integrations/facebook", &facebook).await.status, 200);
+        let keys = service.get("/admin/keys").await.json();
+        assert!(keys["live"].as_array().unwrap().iter().any(|k| k["key"] == "v1"), "{keys}");
+    }
+
+    #[on_each_backend]
+    /// The README's recipe, followed literally on a copy of the workspace and built, on a database
+    /// this release created and its users changed.
+    async fn a_third_integration_reaches_a_database_this_release_created(spin: &Spin, backend: Backend) {
+        let variant = tokio::task::spawn_blocking(variant).await.unwrap();
+        let (third, defaults) = third();
+        let mut service = Service::start(spin, backend).await;
+        let settings = json!({"verify": "mine", "secret": "third-s3cret", "page_access_token": "tok"});
+        let body = json!({"status": true, "settings": settings});
+        assert_eq!(service.put("/admin/integrations/facebook", &body).await.status, 200);
+        let widget = json!({"name": "Site chat", "settings": {"theme": "dark"}});
+        assert_eq!(service.put("/admin/integrations/chat_widget", &widget).await.status, 200);
+        let before = service.get("/admin/integrations/").await.json();
+
+        // The same database under the build with the new entry; its answers are checked against
+        // the description it serves (which has the new entry's settings schema).
+        service.restart_on(variant, &[]).await;
+        let after = service.send(Method::GET, "/admin/integrations/", &[("cache-control", "no-cache")], None).await;
+        let after = after.json();
+        let ids: Vec<&str> = after.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, with_third(&third), "{spin} {backend:?}");
+        assert_eq!(after[0], before[0], "every user change kept");
+        assert_eq!(after[1], before[1], "every user change kept");
+        assert_eq!((after[2]["status"].as_bool(), &after[2]["settings"]), (Some(false), &defaults));
+        let history = service.get(&format!("/admin/integrations/{third}/history")).await.json();
+        assert_eq!(history["versions"][0]["action"], "seed");
+        let wrong_type = json!({"settings": {defaults.as_object().unwrap().keys().next().unwrap(): 5}});
+        let refused = service.put(&format!("/admin/integrations/{third}"), &wrong_type).await;
+        assert_eq!(refused.status, 422, "the new entry's settings are checked too");
+        let description = service.get("/openapi.json").await.json();
+        let schema = format!("{}Settings", third[..1].to_uppercase() + &third[1..]);
+        assert!(description["components"]["schemas"][&schema].is_object(), "the description has {schema}");
+        if let Some(dsn) = &service.dsn {
+            let client = e2e::connect(dsn).await;
+            let latest: i64 =
+                client.query_one("SELECT max(version) FROM integrations_schema_migrations", &[]).await.unwrap().get(0);
+            assert_eq!(latest, LATEST, "no migration was needed");
+        }
+    }
+
+    #[on_each_backend]
+    /// The same build on a database the previous release created: it gets the new row too.
+    async fn a_third_integration_reaches_a_database_the_previous_release_created(spin: &Spin, backend: Backend) {
+        let variant = tokio::task::spawn_blocking(variant).await.unwrap();
+        let (third, defaults) = third();
+        let service =
+            on_previous_release(spin, backend, variant, &[("settings_keyring", &format!("v1:{V1_KEY}"))]).await;
+        let list = service.get("/admin/integrations/").await.json();
+        let ids: Vec<&str> = list.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, with_third(&third), "{spin} {backend:?}");
+        assert_eq!(list[0]["settings"]["secret"], "app-secret-v1", "the previous release's rows as they were");
+        assert_eq!(list[2]["settings"], defaults);
+    }
+);

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use e2e::{Backend, Service, Spin};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_database_gives_503_and_the_service_recovers() {
-    for spin in Spin::all() {
+e2e::e2e_tests!(
+    #[on_each_spin]
+    async fn a_stopped_database_gives_503_and_the_service_recovers(spin: &Spin) {
         let service = Service::start_with_own_cluster(spin, &[]).await;
         assert_eq!(service.put("/admin/integrations/facebook", &json!({"status": true})).await.status, 200);
 
@@ -36,14 +36,39 @@ async fn a_stopped_database_gives_503_and_the_service_recovers() {
         assert_eq!(facebook.status, 200);
         assert_eq!(facebook.json()["status"], true, "the write before the outage survived, the one during it did not");
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_backend_without_a_dsn_is_unavailable_not_sqlite() {
-    for spin in Spin::all() {
+    #[on_each_spin]
+    async fn postgres_backend_without_a_dsn_is_misconfigured_not_sqlite(spin: &Spin) {
         let service = Service::start_with(spin, Backend::Sqlite, &[("db_backend", "postgres")]).await;
         let readiness = service.get("/readiness").await;
-        assert_eq!((readiness.status, readiness.json()["backend"].as_str()), (503, Some("postgres")));
-        assert_eq!(service.get("/admin/integrations/").await.status, 503);
+        assert_eq!(readiness.status, 503);
+        let readiness = readiness.json();
+        assert_eq!(
+            (readiness["backend"].as_str(), readiness["detail"].as_str()),
+            (Some("postgres"), Some("Service misconfigured: db_dsn"))
+        );
+        let list = service.get("/admin/integrations/").await;
+        assert_eq!((list.status, list.json()), (500, json!({"detail": "Service misconfigured: db_dsn"})));
+        let line = service.wait_for_log("\"msg\":\"misconfigured\"").await;
+        assert!(line.contains("\"variable\":\"db_dsn\"") && line.contains("\"level\":\"error\""), "{line}");
     }
-}
+
+    #[on_each_spin]
+    /// Issue 19: a keyring that does not parse was reported to clients as "Database unavailable".
+    async fn a_keyring_that_does_not_parse_is_a_500_naming_it_and_readiness_fails(spin: &Spin) {
+        let secret_looking = "k1:c2hvcnQta2V5";
+        let service = Service::start_with(spin, Backend::Sqlite, &[("settings_keyring", secret_looking)]).await;
+        let readiness = service.get("/readiness").await;
+        assert_eq!(
+            (readiness.status, readiness.json()["detail"].as_str()),
+            (503, Some("Service misconfigured: settings_keyring"))
+        );
+        let put = service.put("/admin/integrations/facebook", &json!({"settings": {"verify": "v"}})).await;
+        assert_eq!((put.status, put.json()), (500, json!({"detail": "Service misconfigured: settings_keyring"})));
+        let line = service.wait_for_log("\"variable\":\"settings_keyring\"").await;
+        assert!(line.contains("32 bytes"), "the reason: {line}");
+        for line in service.log_lines() {
+            assert!(!line.contains("c2hvcnQta2V5"), "the value in {line}");
+        }
+    }
+);

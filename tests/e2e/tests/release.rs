@@ -105,14 +105,10 @@ impl Drop for Registry {
     }
 }
 
-fn spin_toml() -> toml::Table {
-    std::fs::read_to_string(e2e::manifest()).unwrap().parse().unwrap()
-}
-
 /// The tags release.yml pushes for a release of this checkout: `v<version>` and the commit SHA
 /// (`GITHUB_SHA` in a workflow, else `git rev-parse HEAD`).
 fn release_tags() -> (String, String) {
-    let version = spin_toml()["application"]["version"].as_str().unwrap().to_owned();
+    let version = app_manifest::Manifest::of_the_app().application.version;
     let sha = match std::env::var("GITHUB_SHA") {
         Ok(sha) if !sha.is_empty() => sha,
         _ => {
@@ -131,12 +127,11 @@ fn release_tags() -> (String, String) {
 /// sha256 digests of the components spin.toml names (the files tests/run built).
 fn built_component_digests() -> BTreeSet<String> {
     let root = test_support::workspace_root();
-    spin_toml()["component"]
-        .as_table()
-        .unwrap()
+    app_manifest::Manifest::of_the_app()
+        .component
         .values()
         .map(|component| {
-            let source: PathBuf = root.join(component["source"].as_str().unwrap());
+            let source: PathBuf = root.join(&component.source);
             let bytes = std::fs::read(&source)
                 .unwrap_or_else(|e| panic!("{}: {e} (build the components first: tests/run)", source.display()));
             let digest = sha2::Sha256::digest(&bytes);
@@ -160,7 +155,8 @@ async fn acceptance(service: &Service) {
     let list = service.get("/admin/integrations").await;
     assert_eq!(list.status, 200, "{spin}");
     let ids: Vec<Value> = list.json().as_array().unwrap().iter().map(|item| item["id"].clone()).collect();
-    assert_eq!(ids, [json!("facebook"), json!("chat_widget")], "{spin}");
+    let catalog: Vec<Value> = integrations_core::catalog::CATALOG.iter().map(|entry| json!(entry.id)).collect();
+    assert_eq!(ids, catalog, "{spin}");
     let facebook = service.get("/admin/integrations/facebook").await;
     assert_eq!((facebook.status, facebook.json()["status"].clone()), (200, json!(false)), "{spin}");
     let put =
@@ -181,13 +177,27 @@ async fn acceptance(service: &Service) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pushed_artifact_is_the_tested_build_and_serves_the_api() {
-    let registry = Registry::start().await;
-    let (version_tag, sha_tag) = release_tags();
-    let built = built_component_digests();
+/// `spin up --from` the reference, on a state directory of its own.
+async fn start(
+    spin: &Spin,
+    reference: &str,
+    fixture: Option<&PostgresFixture>,
+    dsn: Option<&str>,
+) -> (SpinApp, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("a state directory");
+    let mut options = Service::options(fixture, dsn, &[]);
+    options.source = AppSource::InsecureRegistry(reference.to_owned());
+    options.state_dir = Some(state.path().to_owned());
+    let app = SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("{spin} serves {reference}: {e:#}"));
+    (app, state)
+}
 
-    for spin in Spin::all() {
+e2e::e2e_tests!(
+    #[on_each_spin]
+    async fn the_pushed_artifact_is_the_tested_build_and_serves_the_api(spin: &Spin) {
+        let registry = Registry::start().await;
+        let (version_tag, sha_tag) = release_tags();
+        let built = built_component_digests();
         let by_version = registry.push(spin, &version_tag);
         let by_sha = registry.push(spin, &sha_tag);
 
@@ -209,19 +219,4 @@ async fn the_pushed_artifact_is_the_tested_build_and_serves_the_api() {
         let (app, state) = start(spin, &by_sha, Some(fixture), Some(&dsn)).await;
         acceptance(&Service::around(app, Backend::Postgres, Some(Cluster::Shared(fixture)), Some(dsn), state)).await;
     }
-}
-
-/// `spin up --from` the reference, on a state directory of its own.
-async fn start(
-    spin: &Spin,
-    reference: &str,
-    fixture: Option<&PostgresFixture>,
-    dsn: Option<&str>,
-) -> (SpinApp, tempfile::TempDir) {
-    let state = tempfile::tempdir().expect("a state directory");
-    let mut options = Service::options(fixture, dsn, &[]);
-    options.source = AppSource::InsecureRegistry(reference.to_owned());
-    options.state_dir = Some(state.path().to_owned());
-    let app = SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("{spin} serves {reference}: {e:#}"));
-    (app, state)
-}
+);

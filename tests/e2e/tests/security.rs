@@ -4,9 +4,9 @@ use e2e::{Backend, Service, Spin};
 use reqwest::Method;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_token_guards_the_admin_api_but_not_the_probes() {
-    for spin in Spin::all() {
+e2e::e2e_tests!(
+    #[on_each_spin]
+    async fn an_admin_token_guards_the_admin_api_but_not_the_probes(spin: &Spin) {
         let service = Service::start_with(spin, Backend::Sqlite, &[("admin_token", "tok-e2e-XYZ")]).await;
         let anonymous = service.get("/admin/integrations/").await;
         assert_eq!((anonymous.status, anonymous.header("www-authenticate")), (401, Some("Bearer")));
@@ -27,11 +27,9 @@ async fn an_admin_token_guards_the_admin_api_but_not_the_probes() {
         assert_eq!(service.get("/health").await.status, 200);
         assert_eq!(service.get("/readiness").await.status, 200);
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_reaches_a_log_line_or_an_error_body() {
-    for spin in Spin::all() {
+    #[on_each_spin]
+    async fn no_secret_reaches_a_log_line_or_an_error_body(spin: &Spin) {
         let service = Service::start_with_own_cluster(spin, &[]).await;
         let secret = "s3cr3t-e2e-value";
         let body = json!({"settings": {"verify": "v", "secret": secret, "page_access_token": secret}});
@@ -54,4 +52,4 @@ async fn no_secret_reaches_a_log_line_or_an_error_body() {
             assert!(!line.contains("postgres://"), "a DSN in {line}");
         }
     }
-}
+);

@@ -148,9 +148,9 @@ async fn sigterm_while_waiting(spin: &Spin, hold: Hold) -> Observed {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_exits_at_once_cutting_in_flight_requests() {
-    for spin in Spin::all() {
+e2e::e2e_tests!(
+    #[on_each_spin]
+    async fn sigterm_exits_at_once_cutting_in_flight_requests(spin: &Spin) {
         for hold in [Hold::Table, Hold::Row] {
             let observed = sigterm_while_waiting(spin, hold).await;
             println!(
@@ -179,4 +179,4 @@ async fn sigterm_exits_at_once_cutting_in_flight_requests() {
             assert_eq!(observed.backends_left, 0, "{spin}: the host's pooled connections closed with the process");
         }
     }
-}
+);

@@ -12,12 +12,8 @@ fn root() -> PathBuf {
 
 /// Each component of `spin.toml` with the `.wasm` file it runs.
 fn component_sources() -> Vec<(String, PathBuf)> {
-    let manifest: toml::Table = std::fs::read_to_string(root().join("spin.toml")).unwrap().parse().unwrap();
-    let components = manifest["component"].as_table().expect("spin.toml has components");
-    components
-        .iter()
-        .map(|(id, component)| (id.clone(), root().join(component["source"].as_str().expect("a local source"))))
-        .collect()
+    let manifest = app_manifest::Manifest::of_the_app();
+    manifest.component.iter().map(|(id, component)| (id.clone(), root().join(&component.source))).collect()
 }
 
 /// The `import` lines of every world in `wit/world.wit`.

@@ -18,6 +18,28 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root exists")
 }
 
+/// `promtool check metrics` on `text`: Prometheus's own parser and linter (units, reserved
+/// suffixes). `Err` holds promtool's complaints, or says it is missing (Debian package
+/// `prometheus`): a check without it fails rather than passing unchecked.
+pub fn promtool_check(text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("promtool does not run ({e}): apt-get install prometheus"))?;
+    promtool.stdin.take().expect("a piped stdin").write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    let output = promtool.wait_with_output().map_err(|e| e.to_string())?;
+    let report = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    match output.status.success() && report.trim().is_empty() {
+        true => Ok(()),
+        false => Err(format!("promtool: {report}")),
+    }
+}
+
 /// Polls `url` until it answers with a success, for a server `child` that was just started:
 /// fails as soon as `child` exits, or after `timeout`, with `output()` (its log) in the error.
 pub async fn wait_until_serving(

@@ -15,14 +15,14 @@ use crate::Response;
 pub const NOT_FOUND: ApiError = ApiError::NotFound("Integration not found");
 
 pub fn list(call: &mut Call) -> Result<Response, ApiError> {
-    let integrations = call.service(reads(call)).list()?;
+    let integrations = call.service(reads(call))?.list()?;
     integrations.iter().for_each(|integration| report_unreadable(call, integration));
     Ok(json(StatusCode::OK, &integrations))
 }
 
 pub fn get(call: &mut Call) -> Result<Response, ApiError> {
     let id = call.path_id()?;
-    let integration = call.service(reads(call)).get(&id)?.ok_or(NOT_FOUND)?;
+    let integration = call.service(reads(call))?.get(&id)?.ok_or(NOT_FOUND)?;
     report_unreadable(call, &integration);
     let if_none_match = call.header(IF_NONE_MATCH.as_str()).map(Precondition::parse_if_none_match);
     if if_none_match.is_some_and(|tags| tags.is_met_by(integration.version)) {
@@ -33,14 +33,14 @@ pub fn get(call: &mut Call) -> Result<Response, ApiError> {
     Ok(with_etag(&integration))
 }
 
-pub fn put(call: &mut Call, authenticated: bool) -> Result<Response, ApiError> {
+pub fn put(call: &mut Call) -> Result<Response, ApiError> {
     let id = call.path_id()?;
     let body = call.body()?;
     let content_type = call.header(CONTENT_TYPE.as_str());
     let update = IntegrationUpdate::parse(&id, content_type, &body).map_err(ApiError::Validation)?;
     let conditions = write_conditions(call);
-    let written =
-        call.service(CacheUse::Writes).update(&id, update, conditions, call.actor(authenticated), call.retention())?;
+    let retention = call.retention()?;
+    let written = call.service(CacheUse::Writes)?.update(&id, update, conditions, call.actor(), retention)?;
     written_response(call, written)
 }
 

@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use super::response::{allow_header, empty, json};
-use crate::config::Variables;
+use crate::config::Parse;
 use http::request::Parts;
 
 use crate::Response;
@@ -26,18 +26,20 @@ pub enum CorsPolicy {
     Origins(Vec<String>),
 }
 
-impl CorsPolicy {
-    pub fn from_variables(variables: &dyn Variables) -> Self {
-        let origins = variables.value("cors_allowed_origins");
-        match origins.trim() {
+/// `cors_allowed_origins`.
+impl Parse for CorsPolicy {
+    fn parse(origins: &str) -> Result<Self, &'static str> {
+        Ok(match origins {
             "*" => Self::AnyOrigin,
             "none" => Self::Origins(Vec::new()),
             list => Self::Origins(
                 list.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect(),
             ),
-        }
+        })
     }
+}
 
+impl CorsPolicy {
     fn allows(&self, origin: &str) -> bool {
         match self {
             Self::AnyOrigin => true,
@@ -104,6 +106,7 @@ impl CorsPolicy {
 mod tests {
     use super::*;
     use crate::config::tests::MapVariables;
+    use crate::config::Config;
 
     const ADMIN_UI: &str = "http://localhost:3000";
 
@@ -120,7 +123,7 @@ mod tests {
     }
 
     fn policy(value: &str) -> CorsPolicy {
-        CorsPolicy::from_variables(&MapVariables::default().with("cors_allowed_origins", value))
+        Config(&MapVariables::default().with("cors_allowed_origins", value)).cors_allowed_origins().unwrap()
     }
 
     #[test]
@@ -164,7 +167,7 @@ mod tests {
 
     #[test]
     fn unset_allows_any_origin_and_none_allows_none() {
-        assert_eq!(CorsPolicy::from_variables(&MapVariables::default()), CorsPolicy::AnyOrigin);
+        assert_eq!(Config(&MapVariables::default()).cors_allowed_origins(), Ok(CorsPolicy::AnyOrigin));
         assert_eq!(policy("none"), CorsPolicy::Origins(vec![]));
     }
 }

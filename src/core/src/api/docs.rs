@@ -1,32 +1,33 @@
-//! `GET /openapi.json` and `GET /docs` (and `HEAD`): the API description, kept in one file of
-//! this crate, and a self-contained page that renders it (no outside server is reached). The
-//! unit tests below keep the description honest: the routes and methods it describes are the
-//! route table's, its limits are the enforced ones, its settings schemas are the catalog's, and
-//! its metrics example is what the encoder writes.
+//! `GET /openapi.json` and `GET /docs` (and `HEAD`): the API description ([`super::openapi`]
+//! writes it from the route table, the catalog and the hand-written prose), and a self-contained
+//! page that renders it (no outside server is reached). The unit tests below keep the description
+//! honest: the routes and methods it describes are the route table's, its limits are the enforced
+//! ones, its settings schemas are the catalog's, and its metrics example is what the encoder
+//! writes.
 
 use http::header::{HeaderValue, CONTENT_SECURITY_POLICY};
-use http::request::Parts;
 use http::StatusCode;
 
-use super::response::with_body;
+use super::response::{json, with_body, ApiError};
+use super::Call;
 use crate::Response;
 
-pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 const DOCS_HTML: &str = include_str!("../../docs.html");
 
 /// The page's script and style are inline and it only talks to its own origin.
 const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
-/// `/docs` is the page; anything else this component serves is the description.
-pub fn document(request: &Parts) -> Response {
-    if request.uri.path().trim_end_matches('/').ends_with("/docs") {
-        let mut page = with_body(StatusCode::OK, "text/html; charset=utf-8", DOCS_HTML.into());
-        page.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
-        page
-    } else {
-        with_body(StatusCode::OK, "application/json", OPENAPI_JSON.into())
-    }
+/// `/openapi.json`.
+pub fn description(_call: &mut Call) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &super::openapi::document()))
+}
+
+/// `/docs`: the page, which reads `/openapi.json`.
+pub fn page(_call: &mut Call) -> Result<Response, ApiError> {
+    let mut page = with_body(StatusCode::OK, "text/html; charset=utf-8", DOCS_HTML.into());
+    page.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
+    Ok(page)
 }
 
 #[cfg(test)]
@@ -37,30 +38,18 @@ mod tests {
 
     use super::*;
     use crate::api::history::{DEFAULT_PAGE, MAX_PAGE};
+    use crate::api::openapi::{document, settings_schema_name, TEMPLATE};
+    use crate::api::routes::{Auth, Browsers, RouteDef, ROUTES};
     use crate::api::{Route, MAX_BODY_BYTES};
-    use crate::catalog::{IntegrationType, CATALOG};
+    use crate::catalog::CATALOG;
     use crate::domain::{FieldError, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_SETTINGS_DEPTH};
     use crate::metrics::{self, IntegrationSample, KeySample};
     use crate::service::RESEAL_BATCH;
-    use crate::Endpoint;
 
     const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
-    const ENDPOINTS: [Endpoint; 8] = [
-        Endpoint::List,
-        Endpoint::Item,
-        Endpoint::History,
-        Endpoint::Keys,
-        Endpoint::Health,
-        Endpoint::Readiness,
-        Endpoint::Metrics,
-        Endpoint::OpenApi,
-    ];
-    /// What a wildcard route's sub-path may be, in OpenAPI's spelling; only those the route
-    /// table serves (not [`Route::Unknown`]) are expected in the description.
-    const SUB_PATHS: [&str; 6] = ["", "/{version}", "/{version}/restore", "/reseal", "/restore", "/{version}/reseal"];
 
     fn spec() -> Value {
-        serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+        document()
     }
 
     fn resolve<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
@@ -70,79 +59,13 @@ mod tests {
         }
     }
 
-    /// The `[[trigger.http]]` routes of `spin.toml`, in OpenAPI's spelling (`:id` becomes `{id}`),
-    /// with the endpoint of the component each one names.
-    fn spin_routes() -> Vec<(String, Endpoint)> {
-        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
-        let manifest = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
-        let quoted = |line: &str, key: &str| -> Option<String> {
-            let value = line.trim().strip_prefix(key)?.trim().strip_prefix('=')?.trim().strip_prefix('"')?;
-            Some(value.split('"').next().unwrap().to_owned())
-        };
-        let mut routes = Vec::new();
-        let mut pending = None;
-        for line in manifest.lines() {
-            if let Some(route) = quoted(line, "route") {
-                let segments: Vec<String> = route
-                    .split('/')
-                    .map(|s| s.strip_prefix(':').map_or(s.to_owned(), |p| format!("{{{p}}}")))
-                    .collect();
-                pending = Some(segments.join("/"));
-            } else if let Some(component) = quoted(line, "component") {
-                let route = pending.take().unwrap_or_else(|| panic!("component {component} without a route"));
-                let endpoint = ENDPOINTS
-                    .into_iter()
-                    .find(|endpoint| endpoint.component() == component)
-                    .unwrap_or_else(|| panic!("spin.toml routes {route} to {component}, which is no endpoint"));
-                routes.push((route, endpoint));
-            }
-        }
-        assert!(routes.len() >= 10, "spin.toml routes not found: {routes:?}");
-        routes
+    /// The route a described path belongs to.
+    fn def_of(path: &str) -> &'static RouteDef {
+        ROUTES.iter().find(|def| def.paths().iter().any(|p| p == path)).unwrap_or_else(|| panic!("{path}"))
     }
 
-    /// A concrete path info for a sub-path in OpenAPI's spelling.
-    fn concrete(sub_path: &str) -> String {
-        sub_path.replace("{version}", "7")
-    }
-
-    /// The route the table gives a described path: the spin.toml route it falls under names the
-    /// endpoint, and the rest of it is the path info.
-    fn route_of(path: &str) -> Route {
-        for (route, endpoint) in spin_routes() {
-            let rest = match route.strip_suffix("/...") {
-                Some(prefix) => path.strip_prefix(prefix).filter(|rest| rest.is_empty() || rest.starts_with('/')),
-                // The admin UI's spelling of the list: Spin serves it on the same route.
-                None => (path == route || path.strip_suffix('/') == Some(route.as_str())).then_some(""),
-            };
-            if let Some(rest) = rest {
-                return Route::of(endpoint, &concrete(rest));
-            }
-        }
-        panic!("openapi.json describes {path}, which no spin.toml route serves")
-    }
-
-    /// Where each route of the table is described. Exhaustive: a new route does not compile
-    /// until it is placed here, and then the tests want it described.
-    fn described_at(route: Route) -> &'static [&'static str] {
-        match route {
-            Route::List => &["/admin/integrations", "/admin/integrations/"],
-            Route::Item => &["/admin/integrations/{id}"],
-            Route::History => &["/admin/integrations/{id}/history"],
-            Route::Version(_) => &["/admin/integrations/{id}/history/{version}"],
-            Route::Restore(_) => &["/admin/integrations/{id}/history/{version}/restore"],
-            Route::Keys => &["/admin/keys"],
-            Route::Reseal => &["/admin/keys/reseal"],
-            Route::Health => &["/health"],
-            Route::Readiness => &["/readiness", "/ready"],
-            Route::Metrics => &["/metrics"],
-            Route::OpenApi => &["/openapi.json", "/docs"],
-            Route::Unknown => &[],
-        }
-    }
-
-    fn methods(route: Route) -> BTreeSet<String> {
-        route.methods().iter().map(|m| m.as_str().to_ascii_lowercase()).collect()
+    fn methods(def: &RouteDef) -> BTreeSet<String> {
+        def.methods().iter().map(|m| m.as_str().to_ascii_lowercase()).collect()
     }
 
     fn operations(item: &Value) -> impl Iterator<Item = (&'static str, &Value)> {
@@ -154,60 +77,66 @@ mod tests {
         let spec = spec();
         assert!(spec["openapi"].as_str().unwrap().starts_with("3.1."));
         assert_eq!(spec["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(!spec.to_string().contains("{{"), "a placeholder of the template is left");
     }
 
+    /// The template holds prose for exactly the table's routes and methods: nothing it describes
+    /// is left out, and nothing is described that the table does not serve.
     #[test]
-    fn every_spin_route_is_described_with_exactly_the_methods_it_serves() {
-        let spec = spec();
-        let paths = spec["paths"].as_object().unwrap();
-        let mut expected = BTreeSet::new();
-        for (route, endpoint) in spin_routes() {
-            match route.strip_suffix("/...") {
-                Some(prefix) => expected.extend(
-                    SUB_PATHS
-                        .iter()
-                        .filter(|sub_path| Route::of(endpoint, &concrete(sub_path)) != Route::Unknown)
-                        .map(|sub_path| format!("{prefix}{sub_path}")),
-                ),
-                None => {
-                    expected.insert(route.clone());
-                }
+    fn the_template_writes_exactly_the_operations_of_the_table() {
+        let template: Value = serde_json::from_str(TEMPLATE).unwrap();
+        let written: BTreeSet<&String> = template["paths"].as_object().unwrap().keys().collect();
+        let spellings: Vec<String> = ROUTES.iter().flat_map(RouteDef::paths).collect();
+        assert_eq!(written, spellings.iter().collect(), "the template's paths are the table's spellings");
+        for def in ROUTES {
+            let item = &template["paths"][def.path()];
+            let served: BTreeSet<String> =
+                def.operations.iter().map(|op| op.method.method().as_str().to_ascii_lowercase()).collect();
+            let described: BTreeSet<String> = operations(item).map(|(method, _)| method.to_owned()).collect();
+            assert_eq!(described, served, "{}: the template's operations", def.path());
+            for (method, operation) in operations(item) {
+                assert!(operation.get("security").is_none(), "{method} {}: security comes from the table", def.path());
+            }
+            for alias in &def.paths()[1..] {
+                let alias = &template["paths"][alias];
+                assert!(alias["x-summary"].is_string() && operations(alias).next().is_none(), "{alias}");
             }
         }
-        // The admin UI's spelling: Spin serves it on the same route, without a redirect.
-        expected.insert("/admin/integrations/".into());
-        let described: BTreeSet<String> = paths.keys().cloned().collect();
-        assert_eq!(described, expected);
-        for (path, item) in paths {
-            let route = route_of(path);
-            assert!(described_at(route).contains(&path.as_str()), "{path} is described, but as {route:?}");
-            let documented: BTreeSet<String> = operations(item).map(|(method, _)| method.to_owned()).collect();
-            assert_eq!(documented, methods(route), "{path}");
-            assert!(item["description"].as_str().unwrap().contains("405 with `Allow`"), "{path}");
-        }
     }
 
     #[test]
-    fn every_route_of_the_table_is_described() {
-        let routes = [
-            Route::List,
-            Route::Item,
-            Route::History,
-            Route::Version(7),
-            Route::Restore(7),
-            Route::Keys,
-            Route::Reseal,
-            Route::Health,
-            Route::Readiness,
-            Route::Metrics,
-            Route::OpenApi,
-        ];
+    fn every_route_is_described_at_every_spelling_with_exactly_its_methods() {
         let spec = spec();
-        for route in routes {
-            assert!(!described_at(route).is_empty(), "{route:?}");
-            for path in described_at(route) {
-                assert!(spec["paths"][path].is_object(), "{route:?} is not described at {path}");
-                assert_eq!(route_of(path), route, "{path}");
+        let paths = spec["paths"].as_object().unwrap();
+        let expected: BTreeSet<String> = ROUTES.iter().flat_map(RouteDef::paths).collect();
+        assert_eq!(paths.keys().cloned().collect::<BTreeSet<_>>(), expected);
+        for (path, item) in paths {
+            let def = def_of(path);
+            let documented: BTreeSet<String> = operations(item).map(|(method, _)| method.to_owned()).collect();
+            assert_eq!(documented, methods(def), "{path}");
+            assert!(item["description"].as_str().unwrap().contains("405 with `Allow`"), "{path}");
+            // The dispatcher finds this route at this path.
+            let concrete = path.replace("{id}", "facebook").replace("{version}", "7");
+            assert_eq!(Route::of(def.endpoint, &concrete).0, def.route, "{path}");
+        }
+    }
+
+    /// Each operation's `security` is its auth in the table (issue 20's scopes change it there).
+    #[test]
+    fn who_may_call_each_operation_is_the_tables() {
+        let spec = spec();
+        for def in ROUTES {
+            for operation in def.operations {
+                for path in def.paths() {
+                    let method = operation.method.method().as_str().to_ascii_lowercase();
+                    let security = &spec["paths"][&path][&method]["security"];
+                    let expected = match operation.auth {
+                        Auth::Public => json!([]),
+                        Auth::MetricsToken => json!([{}, {"metricsToken": []}]),
+                        Auth::AdminToken(_) => json!([{}, {"adminToken": []}]),
+                    };
+                    assert_eq!(security, &expected, "{method} {path}");
+                }
             }
         }
     }
@@ -239,13 +168,12 @@ mod tests {
     fn admin_routes_are_guarded_uncached_and_speak_cors() {
         let spec = spec();
         for (path, item) in spec["paths"].as_object().unwrap() {
-            let route = route_of(path);
-            let cors = route.is_admin() || route == Route::OpenApi;
+            let def = def_of(path);
             for (method, operation) in operations(item) {
                 if method == "options" {
                     assert_eq!(operation["security"], json!([]), "{path}");
                     let responses = &operation["responses"];
-                    if cors {
+                    if def.browsers == Browsers::Cors {
                         assert_eq!(responses["400"]["$ref"], "#/components/responses/PreflightRefused", "{path}");
                         let preflight_method = operation["parameters"]
                             .as_array()
@@ -260,22 +188,21 @@ mod tests {
                             .iter()
                             .map(|m| m.as_str().unwrap().to_ascii_lowercase())
                             .collect();
-                        assert_eq!(asked, methods(route), "{path}: the preflight allows every method served");
+                        assert_eq!(asked, methods(def), "{path}: the preflight allows every method served");
                     } else {
                         assert_eq!(responses["204"]["$ref"], "#/components/responses/PlainOptions", "{path}");
                     }
                     continue;
                 }
                 let responses = operation["responses"].as_object().unwrap();
-                if route.is_admin() {
-                    assert_eq!(operation["security"], json!([{}, {"adminToken": []}]), "{method} {path}");
+                if def.is_admin() {
                     for (status, response) in responses {
                         let headers = &resolve(&spec, response)["headers"];
                         assert!(headers.get("Cache-Control").is_some(), "{method} {path} {status}: no-store");
                     }
                     assert!(responses.contains_key("401"), "{method} {path}");
                 } else {
-                    assert!(!responses.contains_key("401") || route == Route::Metrics, "{method} {path}");
+                    assert!(!responses.contains_key("401") || def.route == Route::Metrics, "{method} {path}");
                 }
             }
         }
@@ -346,68 +273,34 @@ mod tests {
         }
     }
 
-    /// The schema name of a catalog entry's settings: `chat_widget` has `ChatWidgetSettings`.
-    fn settings_schema_name(entry: &IntegrationType) -> String {
-        let words = entry.id.split(['_', '-']).map(|word| {
-            let mut chars = word.chars();
-            chars.next().map_or(String::new(), |first| first.to_ascii_uppercase().to_string() + chars.as_str())
-        });
-        words.collect::<String>() + "Settings"
-    }
-
     #[test]
     fn the_settings_schemas_are_the_catalogs() {
         let spec = spec();
         let schemas = spec["components"]["schemas"].as_object().unwrap();
-        let mut names = BTreeSet::new();
         for entry in CATALOG {
             let name = settings_schema_name(entry);
-            let schema = schemas.get(&name).unwrap_or_else(|| panic!("{} has no schema {name}", entry.id));
-            assert_eq!(schema["type"], "object", "{name}");
-            // Undeclared keys pass where the stored settings already hold them: not `false`.
-            assert_eq!(schema["additionalProperties"], true, "{name}");
-            assert!(schema["description"].as_str().unwrap().contains("extra_forbidden"), "{name}");
-            let properties = schema["properties"].as_object().unwrap_or_else(|| panic!("{name}: no properties"));
-            let declared: Vec<&str> = properties.keys().map(String::as_str).collect();
+            let schema = &schemas[&name];
+            let declared: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
             let fields: Vec<&str> = entry.settings.iter().map(|field| field.name).collect();
             assert_eq!(declared, fields, "{name}: the catalog's fields, in its order");
+            // Undeclared keys pass somewhere (stored rows, or free-form): never `false`.
+            assert_eq!(schema["additionalProperties"], true, "{name}");
             for field in entry.settings {
-                let property = &properties[field.name];
-                let at = format!("{name}.{}", field.name);
-                assert_eq!(property["type"], field.kind.json_type(), "{at}");
-                assert_eq!(property.get("default"), field.default_value().as_ref(), "{at}");
-                assert!(property["description"].as_str().unwrap().contains(field.description), "{at}");
-                let marked = property.get("x-secret") == Some(&json!(true));
-                assert_eq!(marked, field.secret, "{at}: x-secret");
-                let masked = property.get("format") == Some(&json!("password"));
-                assert_eq!(masked, field.secret && field.kind.json_type() == "string", "{at}: format password");
+                let property = &schema["properties"][field.name];
+                assert_eq!(property["type"], field.kind.json_type(), "{name}.{}", field.name);
+                assert_eq!(property.get("x-secret") == Some(&json!(true)), field.secret, "{name}.{}", field.name);
             }
-            let required: BTreeSet<&str> = schema
-                .get("required")
-                .map(|list| list.as_array().unwrap().iter().map(|name| name.as_str().unwrap()).collect())
-                .unwrap_or_default();
-            let expected: BTreeSet<&str> = entry
-                .settings
-                .iter()
-                .filter(|field| field.required && field.default.is_none())
-                .map(|field| field.name)
-                .collect();
-            assert_eq!(required, expected, "{name}: required are the required fields without a default");
-
-            // An integration's settings follow its schema.
             let target = json!(format!("#/components/schemas/{name}"));
-            let by_id = schemas["Integration"]["allOf"].as_array().unwrap().iter().find(|rule| {
+            let by_id = schemas["Integration"]["allOf"].as_array().unwrap().iter().any(|rule| {
                 rule["if"]["properties"]["id"]["const"] == entry.id
                     && rule["then"]["properties"]["settings"]["anyOf"][0]["$ref"] == target
             });
-            assert!(by_id.is_some(), "Integration does not apply {name} to {}", entry.id);
+            assert!(by_id, "Integration does not apply {name} to {}", entry.id);
             let put_settings = schemas["IntegrationUpdate"]["properties"]["settings"]["description"].as_str().unwrap();
             assert!(put_settings.contains(&format!("`{name}` for `{}`", entry.id)), "IntegrationUpdate names {name}");
-            names.insert(name);
         }
-        let described: BTreeSet<String> =
-            schemas.keys().filter(|name| name.ends_with("Settings") && *name != "Settings").cloned().collect();
-        assert_eq!(described, names, "a settings schema without a catalog entry");
+        let widget = &schemas["ChatWidgetSettings"]["description"];
+        assert!(widget.as_str().unwrap().contains("free-form"), "{widget}");
     }
 
     #[test]

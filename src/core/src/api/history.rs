@@ -19,26 +19,21 @@ const VERSION_NOT_FOUND: ApiError = ApiError::NotFound("Version not found");
 pub fn list(call: &mut Call) -> Result<Response, ApiError> {
     let id = call.path_id()?;
     let (before, limit) = page(call)?;
-    let page = call.service(CacheUse::Writes).history(&id, before, limit)?.ok_or(NOT_FOUND)?;
+    let page = call.service(CacheUse::Writes)?.history(&id, before, limit)?.ok_or(NOT_FOUND)?;
     Ok(json(StatusCode::OK, &page))
 }
 
-pub fn version(call: &mut Call, version: i64) -> Result<Response, ApiError> {
-    let id = call.path_id()?;
-    let entry = call.service(CacheUse::Writes).version(&id, version)?.ok_or(NOT_FOUND)?.ok_or(VERSION_NOT_FOUND)?;
+pub fn version(call: &mut Call) -> Result<Response, ApiError> {
+    let (id, version) = (call.path_id()?, call.path_version()?);
+    let entry = call.service(CacheUse::Writes)?.version(&id, version)?.ok_or(NOT_FOUND)?.ok_or(VERSION_NOT_FOUND)?;
     Ok(json(StatusCode::OK, &entry))
 }
 
-pub fn restore(call: &mut Call, version: i64, authenticated: bool) -> Result<Response, ApiError> {
-    let id = call.path_id()?;
+pub fn restore(call: &mut Call) -> Result<Response, ApiError> {
+    let (id, version) = (call.path_id()?, call.path_version()?);
     let conditions = write_conditions(call);
-    let restored = call.service(CacheUse::Writes).restore(
-        &id,
-        version,
-        conditions,
-        call.actor(authenticated),
-        call.retention(),
-    )?;
+    let retention = call.retention()?;
+    let restored = call.service(CacheUse::Writes)?.restore(&id, version, conditions, call.actor(), retention)?;
     match restored {
         Ok(written) => written_response(call, written),
         Err(RestoreError::NotFound) => Err(NOT_FOUND),

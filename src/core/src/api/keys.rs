@@ -9,13 +9,13 @@ use crate::service::CacheUse;
 use crate::Response;
 
 pub fn report(call: &mut Call) -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, &call.service(CacheUse::Writes).key_report()?))
+    Ok(json(StatusCode::OK, &call.service(CacheUse::Writes)?.key_report()?))
 }
 
 /// Re-seals a batch of rows; call again until `remaining` is 0 (rows that cannot be opened stay).
 pub fn reseal(call: &mut Call) -> Result<Response, ApiError> {
     let report = call
-        .service(CacheUse::Writes)
+        .service(CacheUse::Writes)?
         .reseal()?
         .ok_or_else(|| ApiError::Conflict("settings_keyring is not set: there is no key to seal with".into()))?;
     Ok(json(StatusCode::OK, &report))

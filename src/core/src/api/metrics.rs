@@ -5,44 +5,44 @@ use std::time::Instant;
 
 use http::StatusCode;
 
-use super::auth::require_bearer;
 use super::response::{with_body, ApiError};
 use super::Call;
-use crate::config::Storage;
 use crate::metrics::{encode, IntegrationSample, KeySample, Snapshot, CONTENT_TYPE};
 use crate::service::CacheUse;
 use crate::store::StoreError;
 use crate::Response;
 
-pub fn serve(call: &Call) -> Result<Response, ApiError> {
-    if !call.host.flag("metrics_enabled") {
-        return Err(ApiError::NotFound("Not Found"));
-    }
-    require_bearer(&call.parts, call.host.get("metrics_token").as_deref())?;
-    let snapshot = snapshot(call);
+/// Served only while `metrics_enabled` (the route's auth checks it, before the token).
+pub fn serve(call: &mut Call) -> Result<Response, ApiError> {
+    let snapshot = snapshot(call)?;
     Ok(with_body(StatusCode::OK, CONTENT_TYPE, encode(&snapshot).into_bytes()))
 }
 
-/// A scrape still succeeds while the database is down: that is when it matters most.
-fn snapshot(call: &Call) -> Snapshot {
-    let backend = Storage::from_variables(call.host).backend().as_str();
+/// A scrape still succeeds while the database is down: that is when it matters most. A
+/// misconfiguration is a 500 (the scrape fails, and the log says which variable).
+fn snapshot(call: &Call) -> Result<Snapshot, ApiError> {
+    let backend = call.config().backend()?.as_str();
     let started = Instant::now();
+    // Never the cache: a scrape reports what the database holds.
+    let service = call.service(CacheUse::None)?;
     let measured = (|| -> Result<_, StoreError> {
-        // Never the cache: a scrape reports what the database holds.
-        let service = call.service(CacheUse::None);
         service.ping()?;
         let ping = started.elapsed();
         Ok((ping, service.list()?, service.key_report()?))
     })();
-    let Ok((ping, integrations, report)) = measured else {
-        return Snapshot {
-            backend,
-            database_up: false,
-            database_ping_seconds: None,
-            integrations: Vec::new(),
-            keys: KeySample::default(),
-            version: env!("CARGO_PKG_VERSION"),
-        };
+    let (ping, integrations, report) = match measured {
+        Ok(measured) => measured,
+        Err(StoreError::Misconfigured(misconfigured)) => return Err(misconfigured.into()),
+        Err(StoreError::Unavailable(_) | StoreError::Unexpected(_)) => {
+            return Ok(Snapshot {
+                backend,
+                database_up: false,
+                database_ping_seconds: None,
+                integrations: Vec::new(),
+                keys: KeySample::default(),
+                version: env!("CARGO_PKG_VERSION"),
+            })
+        }
     };
     let tables = [("live", &report.live), ("history", &report.history)];
     let rows = tables
@@ -51,7 +51,7 @@ fn snapshot(call: &Call) -> Snapshot {
             counts.iter().map(move |count| (*table, count.key.clone().unwrap_or_else(|| "plain".into()), count.rows))
         })
         .collect();
-    Snapshot {
+    Ok(Snapshot {
         backend,
         database_up: true,
         database_ping_seconds: Some(ping.as_secs_f64()),
@@ -69,5 +69,5 @@ fn snapshot(call: &Call) -> Snapshot {
             })
             .collect(),
         version: env!("CARGO_PKG_VERSION"),
-    }
+    })
 }

@@ -4,30 +4,42 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;
 use serde_json::json;
 
-use super::response::json;
+use super::response::{json, ApiError, RETRY_AFTER_SECONDS};
 use super::Call;
-use crate::config::{LogLevel, Storage};
+use crate::config::LogLevel;
 use crate::service::CacheUse;
 use crate::Response;
 
 /// Liveness: answers without variables or a database, so a database outage never gets
 /// a pod restarted.
-pub fn health() -> Response {
-    json(StatusCode::OK, &json!({ "status": "ok" }))
+pub fn health(_call: &mut Call) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &json!({ "status": "ok" })))
 }
 
 /// Readiness: the configured backend answers, with its schema up to date (a fresh pod runs
-/// pending migrations on its first probe, before it takes traffic).
-pub fn readiness(call: &Call) -> Response {
-    let backend = Storage::from_variables(call.host).backend().as_str();
-    match call.service(CacheUse::None).ping() {
-        Ok(()) => json(StatusCode::OK, &json!({ "status": "ok", "backend": backend })),
+/// pending migrations on its first probe, before it takes traffic). A misconfiguration is not
+/// ready either, and says which variable.
+pub fn readiness(call: &mut Call) -> Result<Response, ApiError> {
+    // Every variable it reads must be usable, the log level included: a pod with a bad setting
+    // never becomes ready.
+    let backend = call.config().log_level().and_then(|_| call.config().backend());
+    let ready = match backend {
+        Ok(_) => call.service(CacheUse::None).and_then(|service| Ok(service.ping()?)),
+        Err(misconfigured) => Err(misconfigured.into()),
+    };
+    let (status, mut body) = match ready {
+        Ok(()) => (StatusCode::OK, json!({ "status": "ok" })),
         Err(error) => {
-            call.telemetry.log(LogLevel::Warn, "not ready", json!({ "reason": error.to_string() }));
-            let body = json!({ "status": "unavailable", "backend": backend, "detail": "Database unavailable" });
-            let mut response = json(StatusCode::SERVICE_UNAVAILABLE, &body);
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
-            response
+            call.telemetry.log(LogLevel::Warn, "not ready", json!({ "reason": error.reason() }));
+            (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "unavailable", "detail": error.detail() }))
         }
+    };
+    if let Ok(backend) = backend {
+        body["backend"] = json!(backend.as_str());
     }
+    let mut response = json(status, &body);
+    if status != StatusCode::OK {
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
+    Ok(response)
 }

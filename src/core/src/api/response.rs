@@ -5,12 +5,13 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::config::Misconfigured;
 use crate::domain::FieldError;
 use crate::store::StoreError;
 use crate::Response;
 
 /// Seconds a client should wait before retrying after a 503.
-const RETRY_AFTER_SECONDS: &str = "5";
+pub const RETRY_AFTER_SECONDS: &str = "5";
 
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
     let body = serde_json::to_vec(body).expect("response bodies always serialize");
@@ -36,7 +37,7 @@ pub enum ApiError {
     /// The request itself is broken (e.g. its body broke off).
     BadRequest(&'static str),
     NotFound(&'static str),
-    MethodNotAllowed(&'static [Method]),
+    MethodNotAllowed(Vec<Method>),
     /// `detail` says whether credentials were missing or wrong.
     Unauthorized(&'static str),
     PreconditionFailed,
@@ -44,7 +45,10 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge,
     Validation(Vec<FieldError>),
+    /// The database is not there, or answered what this code did not expect.
     Store(StoreError),
+    /// The configuration cannot be used: the operator's to fix.
+    Misconfigured(Misconfigured),
 }
 
 impl ApiError {
@@ -58,14 +62,16 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Store(StoreError::Unexpected(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(StoreError::Unexpected(_) | StoreError::Misconfigured(_)) | Self::Misconfigured(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
-    pub fn into_response(self) -> Response {
-        let status = self.status();
-        let detail = match &self {
+    /// What the client is told: the `detail` of FastAPI's error shape, never a reason.
+    pub fn detail(&self) -> serde_json::Value {
+        match self {
             Self::BadRequest(detail) | Self::NotFound(detail) | Self::Unauthorized(detail) => json!(detail),
             Self::Conflict(detail) => json!(detail),
             Self::MethodNotAllowed(_) => json!("Method Not Allowed"),
@@ -73,18 +79,34 @@ impl ApiError {
             Self::PayloadTooLarge => json!("Request body too large"),
             Self::Validation(errors) => json!(errors),
             Self::Store(StoreError::Unexpected(_)) => json!("Internal Server Error"),
-            Self::Store(_) => json!("Database unavailable"),
-        };
-        let mut response = json(status, &json!({ "detail": detail }));
+            Self::Store(StoreError::Unavailable(_)) => json!("Database unavailable"),
+            // The variable, so the operator knows what to fix; never its value.
+            Self::Store(StoreError::Misconfigured(misconfigured)) | Self::Misconfigured(misconfigured) => {
+                json!(format!("Service misconfigured: {}", misconfigured.what))
+            }
+        }
+    }
+
+    /// What the log line says of it (for operators; never a secret).
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Store(error) => error.to_string(),
+            Self::Misconfigured(misconfigured) => misconfigured.to_string(),
+            other => other.detail().to_string(),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut response = json(self.status(), &json!({ "detail": self.detail() }));
         let headers = response.headers_mut();
         match self {
             Self::MethodNotAllowed(methods) => {
-                headers.insert(ALLOW, allow_header(methods));
+                headers.insert(ALLOW, allow_header(&methods));
             }
             Self::Unauthorized(_) => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Store(StoreError::Misconfigured(_) | StoreError::Unavailable(_)) => {
+            Self::Store(StoreError::Unavailable(_)) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             Self::BadRequest(_)
@@ -93,7 +115,8 @@ impl ApiError {
             | Self::Conflict(_)
             | Self::PayloadTooLarge
             | Self::Validation(_)
-            | Self::Store(StoreError::Unexpected(_)) => {}
+            | Self::Store(StoreError::Unexpected(_) | StoreError::Misconfigured(_))
+            | Self::Misconfigured(_) => {}
         }
         response
     }
@@ -101,7 +124,16 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        Self::Store(error)
+        match error {
+            StoreError::Misconfigured(misconfigured) => Self::Misconfigured(misconfigured),
+            error => Self::Store(error),
+        }
+    }
+}
+
+impl From<Misconfigured> for ApiError {
+    fn from(misconfigured: Misconfigured) -> Self {
+        Self::Misconfigured(misconfigured)
     }
 }
 
@@ -128,7 +160,7 @@ mod tests {
 
     #[test]
     fn method_not_allowed_lists_the_allowed_methods() {
-        let response = ApiError::MethodNotAllowed(&[Method::GET, Method::PUT, Method::OPTIONS]).into_response();
+        let response = ApiError::MethodNotAllowed(vec![Method::GET, Method::PUT, Method::OPTIONS]).into_response();
         assert_eq!(response.headers()[ALLOW], "GET, PUT, OPTIONS");
     }
 
@@ -139,6 +171,15 @@ mod tests {
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "5");
         assert_eq!(body(&response), json!({"detail": "Database unavailable"}));
+    }
+
+    #[test]
+    fn a_misconfiguration_is_a_500_naming_the_variable_not_its_value() {
+        let misconfigured = Misconfigured { what: "settings_keyring", why: "settings_keyring keys must be 32 bytes" };
+        let response = ApiError::from(StoreError::Misconfigured(misconfigured)).into_response();
+        assert_eq!(response.status(), 500);
+        assert_eq!(body(&response), json!({"detail": "Service misconfigured: settings_keyring"}));
+        assert!(!response.headers().contains_key(RETRY_AFTER));
     }
 
     #[test]

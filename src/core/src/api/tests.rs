@@ -7,10 +7,11 @@ use super::*;
 use crate::body::BrokenBody;
 use crate::config::tests::MapVariables;
 use crate::config::{Storage, Variables};
+use crate::handle_any;
 use crate::store::cache::tests::MemoryKv;
 use crate::store::cache::KeyValue;
 use crate::store::memory::MemoryStore;
-use crate::store::{Store, StoredRow, StoredSettings};
+use crate::store::{Seeder, Store, StoredRow, StoredSettings};
 
 const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
@@ -24,12 +25,7 @@ struct TestHost {
 
 impl TestHost {
     fn new() -> Self {
-        Self {
-            variables: MapVariables::default(),
-            failure: None,
-            store: MemoryStore::seeded(),
-            kv: MemoryKv::default(),
-        }
+        Self { variables: MapVariables::default(), failure: None, store: MemoryStore::empty(), kv: MemoryKv::default() }
     }
 
     fn with(mut self, name: &'static str, value: &str) -> Self {
@@ -52,37 +48,27 @@ impl TestHost {
     }
 
     fn send(&self, endpoint: Endpoint, request: Request) -> (StatusCode, http::HeaderMap, Value) {
-        let response = handle_endpoint(endpoint, request, self);
+        let response = handle_any(endpoint, request, self);
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         (response.status(), response.headers().clone(), body)
     }
 }
 
-/// [`handle`] for an endpoint chosen at run time, as the tests choose them.
-fn handle_endpoint(endpoint: Endpoint, request: Request, host: &dyn Host) -> Response {
-    use crate::endpoint;
-    match endpoint {
-        Endpoint::List => handle::<endpoint::List>(request, host),
-        Endpoint::Item => handle::<endpoint::Item>(request, host),
-        Endpoint::History => handle::<endpoint::History>(request, host),
-        Endpoint::Keys => handle::<endpoint::Keys>(request, host),
-        Endpoint::Health => handle::<endpoint::Health>(request, host),
-        Endpoint::Readiness => handle::<endpoint::Readiness>(request, host),
-        Endpoint::Metrics => handle::<endpoint::Metrics>(request, host),
-        Endpoint::OpenApi => handle::<endpoint::OpenApi>(request, host),
-    }
-}
-
 impl Variables for TestHost {
-    fn get(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &'static str) -> Result<String, &'static str> {
         self.variables.get(name)
     }
 }
 
 impl Host for TestHost {
-    fn open_database(&self, _storage: &Storage) -> Result<Box<dyn Store>, StoreError> {
+    fn open_database<'a>(&self, _storage: &Storage, seeder: Seeder<'a>) -> Result<Box<dyn Store + 'a>, StoreError> {
         if let Some(error) = &self.failure {
             return Err(error.clone());
+        }
+        // As the real stores: a database that lacks a catalog row gets it, as this deployment
+        // seals it.
+        if self.store.lacks_a_seed() {
+            self.store.seed(seeder()?);
         }
         Ok(Box::new(self.store.clone()))
     }
@@ -96,16 +82,11 @@ fn item(method: &str, id: &str) -> http::request::Builder {
     http::Request::builder()
         .method(method)
         .uri(format!("/admin/integrations/{id}"))
-        .header(PATH_MATCH_ID, id)
         .header("content-type", "application/json")
 }
 
 fn history(method: &str, id: &str, rest: &str) -> http::request::Builder {
-    http::Request::builder()
-        .method(method)
-        .uri(format!("/admin/integrations/{id}/history{rest}"))
-        .header(PATH_MATCH_ID, id)
-        .header(PATH_INFO, rest.split('?').next().unwrap())
+    http::Request::builder().method(method).uri(format!("/admin/integrations/{id}/history{rest}"))
 }
 
 fn list() -> http::request::Builder {
@@ -117,7 +98,7 @@ fn the_list_shows_the_catalog_in_order() {
     let (status, headers, body) = TestHost::new().call(Endpoint::List, list(), "");
     assert_eq!(status, 200);
     let ids: Vec<_> = body.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["facebook", "chat_widget"]);
+    assert_eq!(ids, crate::catalog::CATALOG.iter().map(|entry| entry.id).collect::<Vec<_>>());
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["x-request-id"].len(), 32);
 }
@@ -204,7 +185,7 @@ fn the_path_id_is_percent_decoded() {
 #[test]
 fn head_is_get_without_a_body() {
     let host = TestHost::new();
-    let response = handle_endpoint(Endpoint::Item, item("HEAD", "facebook").body(Body::empty()).unwrap(), &host);
+    let response = handle_any(Endpoint::Item, item("HEAD", "facebook").body(Body::empty()).unwrap(), &host);
     assert_eq!(response.status(), 200);
     assert!(response.body().is_empty());
     assert!(response.headers().contains_key("etag"));
@@ -228,7 +209,7 @@ fn an_admin_token_guards_admin_routes_but_not_preflight_or_health() {
         .header("origin", "http://localhost:3000")
         .header("access-control-request-method", "GET");
     assert_eq!(host.call(Endpoint::List, preflight, "").0, 204);
-    assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, 200);
     assert_eq!(host.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "").0, 401);
 }
 
@@ -238,26 +219,39 @@ fn a_database_outage_is_a_503_with_retry_after_and_readiness_fails() {
     let (status, headers, body) = host.call(Endpoint::List, list(), "");
     assert_eq!((status, body["detail"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("Database unavailable")));
     assert_eq!(headers["retry-after"], "5");
-    let (status, _, body) = host.call(Endpoint::Readiness, http::Request::builder(), "");
+    let (status, _, body) = host.call(Endpoint::Readiness, http::Request::builder().uri("/readiness"), "");
     assert_eq!(status, 503);
     assert_eq!(body["backend"], "sqlite");
-    assert_eq!(host.call(Endpoint::Health, http::Request::builder(), "").0, 200);
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, 200);
 }
 
 #[test]
 fn undeclared_settings_are_refused_unless_already_stored() {
     let host = TestHost::new();
-    let (status, _, body) = host.call(Endpoint::Item, item("PUT", "chat_widget"), r#"{"settings": {"color": "blue"}}"#);
+    let (status, _, body) = host.call(Endpoint::Item, item("PUT", "facebook"), r#"{"settings": {"color": "blue"}}"#);
     assert_eq!(status, 422);
     assert_eq!(body["detail"][0]["loc"], json!(["body", "settings", "color"]));
     assert_eq!(body["detail"][0]["type"], "extra_forbidden");
     // A key kept from before the catalog: the admin UI sends it back, and that keeps working.
-    let mut row = host.store.get(&IntegrationId::parse("chat_widget").unwrap()).unwrap().unwrap();
+    let mut row = host.store.get(&IntegrationId::parse("facebook").unwrap()).unwrap().unwrap();
     row.settings = StoredSettings { text: r#"{"color":"blue"}"#.into(), key: None };
     row.settings_keys = vec!["color".into()];
     host.store.put_row(row);
-    let ui_body = r#"{"id": "chat_widget", "name": "Chat Widget", "description": "d", "status": false, "settings": {"color": "blue"}}"#;
-    assert_eq!(host.call(Endpoint::Item, item("PUT", "chat_widget"), ui_body).0, 200);
+    let ui_body = r#"{"id": "facebook", "name": "Facebook Messenger", "description": "d", "status": false, "settings": {"color": "blue"}}"#;
+    assert_eq!(host.call(Endpoint::Item, item("PUT", "facebook"), ui_body).0, 200);
+}
+
+#[test]
+fn the_chat_widget_stores_any_object_exactly_and_the_history_withholds_it() {
+    let host = TestHost::new();
+    let settings = r##"{"theme":{"color":"#123456"},"greeting":"hi","n":123456789012345678901234567890}"##;
+    let (status, _, body) =
+        host.call(Endpoint::Item, item("PUT", "chat_widget"), &format!(r#"{{"settings": {settings}}}"#));
+    assert_eq!((status, body["settings"].to_string()), (StatusCode::OK, settings.to_owned()));
+    let (_, _, page) = host.call(Endpoint::History, history("GET", "chat_widget", ""), "");
+    let latest = &page["versions"][0];
+    assert_eq!(latest["integration"]["secret_settings"], json!(["theme", "greeting", "n"]), "{latest}");
+    assert!(!page.to_string().contains("123456789012345678901234567890"), "{page}");
 }
 
 #[test]
@@ -325,7 +319,7 @@ fn with_a_keyring_settings_are_sealed_and_rotate() {
     let (_, _, report) = rotated.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "");
     assert_eq!(report["current"], "b");
     assert!(report["on_old_keys"].as_i64().unwrap() > 0);
-    let reseal = http::Request::builder().method("POST").uri("/admin/keys/reseal").header(PATH_INFO, "/reseal");
+    let reseal = http::Request::builder().method("POST").uri("/admin/keys/reseal");
     let (status, _, resealed) = rotated.call(Endpoint::Keys, reseal, "");
     assert_eq!((status, resealed["remaining"].as_i64()), (StatusCode::OK, Some(0)), "{resealed}");
     let only_b =
@@ -336,7 +330,8 @@ fn with_a_keyring_settings_are_sealed_and_rotate() {
 
 #[test]
 fn an_unreadable_row_is_its_own_error_not_a_500_for_the_list() {
-    let host = TestHost::new().with("settings_keyring", &format!("a:{KEY_A}"));
+    let host = TestHost::new().with("settings_keyring", &format!("a:{KEY_A}")).with("cache_ttl_ms", "0");
+    assert_eq!(host.call(Endpoint::List, list(), "").0, 200, "the first request seeds the catalog");
     let mut row: StoredRow = host.store.get(&IntegrationId::parse("facebook").unwrap()).unwrap().unwrap();
     row.settings = StoredSettings { text: "AAAA".into(), key: Some("gone".into()) };
     host.store.put_row(row);
@@ -344,7 +339,7 @@ fn an_unreadable_row_is_its_own_error_not_a_500_for_the_list() {
     assert_eq!(status, 200);
     assert_eq!(list[0]["settings"], Value::Null);
     assert!(list[0]["settings_error"].as_str().unwrap().contains("\"gone\""));
-    assert_eq!(list[1]["settings"], json!({}));
+    assert_eq!(list[1]["settings"], json!({}), "sealed with a, and opened");
     // Sending settings replaces what could not be opened.
     let body = r#"{"settings": {"verify": "v", "secret": "", "page_access_token": ""}}"#;
     let (status, _, fixed) = host.call(Endpoint::Item, item("PUT", "facebook"), body);
@@ -364,17 +359,15 @@ fn metrics_are_on_by_default_and_honour_their_token() {
 #[test]
 fn a_scrape_reports_the_integrations_and_still_answers_while_the_database_is_down() {
     let scrape = |host: &TestHost| {
-        let response = handle_endpoint(
-            Endpoint::Metrics,
-            http::Request::builder().uri("/metrics").body(Body::empty()).unwrap(),
-            host,
-        );
+        let response =
+            handle_any(Endpoint::Metrics, http::Request::builder().uri("/metrics").body(Body::empty()).unwrap(), host);
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], crate::metrics::CONTENT_TYPE);
         String::from_utf8(response.into_body()).unwrap()
     };
     let healthy = scrape(&TestHost::new());
-    for line in ["integrations_database_up 1", "integrations_stored 2", r#"integration_enabled{id="facebook"} 0"#] {
+    let stored = format!("integrations_stored {}", crate::catalog::CATALOG.len());
+    for line in ["integrations_database_up 1", &stored, r#"integration_enabled{id="facebook"} 0"#] {
         assert!(healthy.lines().any(|l| l == line), "{line} missing from\n{healthy}");
     }
     let down = scrape(&TestHost::new().down());
@@ -389,16 +382,97 @@ fn openapi_and_docs_are_served_from_one_component() {
     assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "application/json"));
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     let response =
-        handle_endpoint(Endpoint::OpenApi, http::Request::builder().uri("/docs").body(Body::empty()).unwrap(), &host);
+        handle_any(Endpoint::OpenApi, http::Request::builder().uri("/docs").body(Body::empty()).unwrap(), &host);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }
 
 #[test]
-fn the_route_table_names_every_sub_path() {
-    assert_eq!(Route::of(Endpoint::History, ""), Route::History);
-    assert_eq!(Route::of(Endpoint::History, "/7"), Route::Version(7));
-    assert_eq!(Route::of(Endpoint::History, "/7/restore"), Route::Restore(7));
-    assert_eq!(Route::of(Endpoint::History, "/x"), Route::Unknown);
-    assert_eq!(Route::of(Endpoint::Keys, "/reseal"), Route::Reseal);
-    assert_eq!(Route::of(Endpoint::Keys, "/other"), Route::Unknown);
+fn a_misconfigured_variable_is_a_500_naming_it_never_database_unavailable() {
+    // A keyring that does not parse: every request that needs it says so.
+    let host = TestHost::new().with("settings_keyring", "k1:c2hvcnQ=");
+    let settings = r#"{"settings": {"verify": "v", "secret": "s", "page_access_token": ""}}"#;
+    let (status, headers, body) = host.call(Endpoint::Item, item("PUT", "facebook"), settings);
+    assert_eq!(
+        (status, &body),
+        (StatusCode::INTERNAL_SERVER_ERROR, &json!({"detail": "Service misconfigured: settings_keyring"}))
+    );
+    assert!(!headers.contains_key("retry-after"));
+    let (status, _, body) = host.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "");
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("Service misconfigured: settings_keyring"))
+    );
+    // A value that does not parse is never read as the default.
+    let host = TestHost::new().with("cache_ttl_ms", "soon");
+    let (status, _, body) = host.call(Endpoint::List, list(), "");
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("Service misconfigured: cache_ttl_ms"))
+    );
+    // Nor is a variable spin.toml does not give the component.
+    let host = TestHost { variables: MapVariables::default().without("admin_token"), ..TestHost::new() };
+    assert_eq!(host.call(Endpoint::List, list(), "").0, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[test]
+fn readiness_answers_a_misconfiguration_with_503_and_the_variable() {
+    let ready = |host: &TestHost| host.call(Endpoint::Readiness, http::Request::builder().uri("/readiness"), "");
+    let (status, headers, body) = ready(&TestHost::new().with("db_backend", "postgres"));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        json!({"status": "unavailable", "detail": "Service misconfigured: db_dsn", "backend": "postgres"})
+    );
+    assert_eq!(headers["retry-after"], "5");
+    let (status, _, body) = ready(&TestHost::new().with("db_backend", "mongo"));
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("Service misconfigured: db_backend"))
+    );
+    assert!(body.get("backend").is_none(), "{body}");
+    let (status, _, body) = ready(&TestHost::new().with("log_level", "loud"));
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("Service misconfigured: log_level"))
+    );
+    // Everything else answers a bad log level with a 500; liveness reads no variable.
+    let host = TestHost::new().with("log_level", "loud");
+    assert_eq!(host.call(Endpoint::List, list(), "").0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, StatusCode::OK);
+}
+
+/// Every variable a component reads is given to it in spin.toml, and it is given no other: each
+/// component serves every method of each of its routes (and one it does not serve), from a
+/// browser and not, on a fresh database, with no token and with every token and a keyring set.
+#[test]
+fn every_component_is_given_exactly_the_variables_it_reads() {
+    let manifest = app_manifest::Manifest::of_the_app();
+    for endpoint in Endpoint::ALL {
+        let mut read = std::collections::BTreeSet::new();
+        let configs: [&[(&'static str, &str)]; 2] =
+            [&[], &[("admin_token", "t"), ("metrics_token", "t"), ("settings_keyring", &format!("a:{KEY_A}"))]];
+        for config in configs {
+            let host = config.iter().fold(TestHost::new(), |host, (name, value)| host.with(name, value));
+            for def in endpoint.routes() {
+                let path = def.path().replace("{id}", "facebook").replace("{version}", "1");
+                for method in def.methods().into_iter().chain([http::Method::DELETE]) {
+                    for origin in [None, Some("http://ui.example")] {
+                        let mut request = http::Request::builder()
+                            .method(method.clone())
+                            .uri(&path)
+                            .header("authorization", "Bearer t");
+                        if let Some(origin) = origin {
+                            request = request.header("origin", origin).header("access-control-request-method", "GET");
+                        }
+                        let body = if method == http::Method::PUT { r#"{"settings": {"verify": "v"}}"# } else { "" };
+                        host.call(*endpoint, request, body);
+                    }
+                }
+            }
+            read.extend(host.variables.asked.borrow().iter().copied());
+        }
+        let given: std::collections::BTreeSet<&str> =
+            manifest.component[endpoint.component()].variables.keys().map(String::as_str).collect();
+        assert_eq!(read, given, "{}: the variables it reads, and those spin.toml gives it", endpoint.component());
+    }
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{IntegrationId, Settings};
-use crate::catalog::{self, IntegrationType};
+use crate::catalog::{self, IntegrationType, Undeclared};
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -26,9 +26,10 @@ pub struct IntegrationUpdate {
 pub struct SettingsUpdate {
     /// As sent, with the catalog's defaults added for fields left out.
     pub values: Settings,
-    /// Keys the catalog does not declare. They are accepted only where the stored settings
-    /// already hold them (settings kept from before the catalog, which the admin UI sends
-    /// back as it read them); the store checks that atomically with the write.
+    /// Keys the catalog does not declare, of an integration that refuses them
+    /// ([`Undeclared::Refused`]). They are accepted only where the stored settings already hold
+    /// them (settings kept from before the catalog, which the admin UI sends back as it read
+    /// them); the store checks that atomically with the write.
     pub undeclared: Vec<String>,
 }
 
@@ -223,16 +224,18 @@ fn settings_field(
     let mut values = settings.clone();
     let mut undeclared = Vec::new();
     for (name, value) in settings {
-        match entry.field(name) {
-            Some(field) if field.kind.accepts(value) => {}
-            Some(field) => {
+        match (entry.field(name), entry.undeclared) {
+            (Some(field), _) if field.kind.accepts(value) => {}
+            (Some(field), _) => {
                 let (kind, msg) = field.kind.type_error();
                 errors.push(FieldError::at_setting(name, kind, msg));
             }
-            // PostgreSQL cannot hold or compare a key with NUL in it (jsonb refuses it): such an
-            // undeclared key is refused here, on both backends alike.
-            None if name.contains('\0') => errors.push(FieldError::undeclared_setting(name)),
-            None => undeclared.push(name.clone()),
+            // Free-form: stored exactly, like every other value.
+            (None, Undeclared::Accepted) => {}
+            // PostgreSQL cannot compare a key with NUL in it with the stored ones (jsonb refuses
+            // it): such a key is refused here, on both backends alike.
+            (None, Undeclared::Refused) if name.contains('\0') => errors.push(FieldError::undeclared_setting(name)),
+            (None, Undeclared::Refused) => undeclared.push(name.clone()),
         }
     }
     for field in entry.settings.iter().filter(|field| !settings.contains_key(field.name)) {
@@ -376,6 +379,19 @@ mod tests {
     #[test]
     fn nul_is_refused_in_name_and_description() {
         assert_eq!(error_kinds(r#"{"name": "a\u0000"}"#), [("value_error", vec![json!("body"), json!("name")])]);
+    }
+
+    #[test]
+    fn the_chat_widget_takes_any_object_as_the_original_did() {
+        let id = IntegrationId::parse("chat_widget").unwrap();
+        let body = br##"{"settings": {"theme": {"color": "#123456"}, "origins": ["https://a"], "n": 123456789012345678901234567890, "a\u0000b": null}}"##;
+        let settings = IntegrationUpdate::parse(&id, None, body).unwrap().settings.unwrap();
+        assert_eq!(settings.undeclared, Vec::<String>::new(), "nothing for the store to check");
+        let text = serde_json::to_string(&settings.values).unwrap();
+        assert_eq!(
+            text,
+            r##"{"theme":{"color":"#123456"},"origins":["https://a"],"n":123456789012345678901234567890,"a\u0000b":null}"##
+        );
     }
 
     #[test]

@@ -217,6 +217,7 @@ pub mod tests {
     use super::*;
     use crate::domain::{Action, Actor, WriteConditions};
     use crate::store::memory::MemoryStore;
+    use crate::store::Provenance;
 
     /// A key-value store in memory; clones share it.
     #[derive(Clone, Default)]
@@ -245,9 +246,7 @@ pub mod tests {
             status: Some(false),
             settings: None,
             conditions: WriteConditions::default(),
-            action: Action::Update,
-            restored_from: None,
-            actor: Actor::default(),
+            provenance: Provenance { action: Action::Update, restored_from: None, actor: Actor::default() },
             retention: 10,
         }
     }

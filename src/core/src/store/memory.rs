@@ -5,10 +5,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::{
-    apply, decide, version_of, HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow, StoredSettings,
-    StoredVersion, Table, Verdict, Write, WriteOutcome,
+    apply, decide, version_of, HistoryPage, KeyUsage, Provenance, ResealItem, Seed, Store, StoreError, StoredRow,
+    StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
 };
-use crate::catalog::CATALOG;
+use crate::catalog::{IntegrationType, CATALOG};
 use crate::domain::{Action, Actor, IntegrationId};
 
 #[derive(Default)]
@@ -24,18 +24,42 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// The catalog's integrations, each with its seed version in the history.
+    /// A database no request has reached yet: no row at all.
+    pub fn empty() -> Self {
+        Self { tables: Rc::new(RefCell::new(Tables::default())) }
+    }
+
+    /// The catalog's integrations in plain, each with its seed version in the history.
     pub fn seeded() -> Self {
-        let mut tables = Tables::default();
-        for entry in CATALOG {
-            let settings = entry.default_settings();
+        let store = Self::empty();
+        let plain = |entry: &'static IntegrationType| Seed {
+            entry,
+            settings: StoredSettings::plain(&entry.default_settings()),
+        };
+        store.seed(CATALOG.iter().map(plain).collect());
+        store
+    }
+
+    /// Whether a catalog row is missing, as the real stores' statements tell.
+    pub fn lacks_a_seed(&self) -> bool {
+        let tables = self.tables.borrow();
+        CATALOG.iter().any(|entry| !tables.rows.iter().any(|row| row.id == entry.id))
+    }
+
+    /// Inserts the seeds whose row is missing, as the real stores' seeding does.
+    pub fn seed(&self, seeds: Vec<Seed>) {
+        let mut tables = self.tables.borrow_mut();
+        for Seed { entry, settings } in seeds {
+            if tables.rows.iter().any(|row| row.id == entry.id) {
+                continue;
+            }
             let row = StoredRow {
                 id: entry.id.into(),
                 name: entry.name.into(),
                 description: entry.description.into(),
                 status: entry.default_status,
-                settings: StoredSettings::plain(&settings),
-                settings_keys: settings.keys().cloned().collect(),
+                settings,
+                settings_keys: entry.default_settings().keys().cloned().collect(),
                 version: 1,
                 created_at: 0,
                 updated_at: 0,
@@ -43,18 +67,15 @@ impl MemoryStore {
             let seed = StoredVersion {
                 version: 1,
                 recorded_at: 0,
-                action: Action::Seed,
-                restored_from: None,
+                provenance: Provenance { action: Action::Seed, restored_from: None, actor: Actor::default() },
                 name: row.name.clone(),
                 description: row.description.clone(),
                 status: row.status,
                 settings: row.settings.clone(),
-                actor: Actor::default(),
             };
             tables.history.push((row.id.clone(), seed));
             tables.rows.push(row);
         }
-        Self { tables: Rc::new(RefCell::new(tables)) }
     }
 
     /// Replaces a row as stored, for tests that need a particular state at rest.

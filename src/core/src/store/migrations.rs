@@ -8,9 +8,17 @@
 //! column), and the store runs the migrations and retries when it is behind [`LATEST`].
 //!
 //! Migrations are append-only: a released one is never edited (a database may already have run
-//! it). Seed steps take their values from the catalog, in the column shape of their version.
+//! it, and a version must mean the same in every database): a unit test pins each one's SQL by
+//! digest. Version 1's seed steps take their values from the catalog, in that version's column
+//! shape.
+//!
+//! The catalog is not a migration: after the pending migrations, in the same transaction, every
+//! catalog entry a database lacks is inserted ([`Seed`]), with its first history version. Every
+//! statement also counts the catalog's rows ([`CATALOG_ROWS`]), so a database an older release
+//! created gets a new entry's row on its next request, as it gets a pending migration.
 
-use crate::catalog::{self, IntegrationType};
+use crate::catalog::{self, IntegrationType, CATALOG};
+use crate::store::StoredSettings;
 
 pub struct Migration {
     pub version: i64,
@@ -23,9 +31,13 @@ pub enum Step {
     Sql { postgres: &'static [&'static str], sqlite: &'static [&'static str] },
     /// Inserts a catalog entry as version 1 did (before history and exact settings).
     SeedV1(&'static str),
-    /// Inserts a catalog entry, with its first history version, unless a row with its id exists.
-    Seed(&'static str),
 }
+
+/// Version 2's history of each existing row, as it stood: the same statement in both dialects.
+const BASELINE: &str = "INSERT INTO integration_history
+                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
+                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
+                 FROM integrations";
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -96,10 +108,7 @@ pub const MIGRATIONS: &[Migration] = &[
                     authenticated boolean NOT NULL DEFAULT false,
                     PRIMARY KEY (integration_id, version)
                 )",
-                "INSERT INTO integration_history
-                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
-                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
-                 FROM integrations",
+                BASELINE,
             ],
             sqlite: &[
                 "ALTER TABLE integrations ADD COLUMN settings_key TEXT",
@@ -128,10 +137,7 @@ pub const MIGRATIONS: &[Migration] = &[
                     authenticated INTEGER NOT NULL DEFAULT 0,
                     PRIMARY KEY (integration_id, version)
                 )",
-                "INSERT INTO integration_history
-                    (integration_id, version, recorded_at, action, name, description, status, settings, settings_key)
-                 SELECT id, version, updated_at, 'baseline', name, description, status, settings, settings_key
-                 FROM integrations",
+                BASELINE,
             ],
         }],
     },
@@ -213,10 +219,10 @@ const LOCK_KEY: i64 = 0x696e_7465_6772_6174; // "integrat"
 /// SQLite's clock, in the microseconds the integer timestamp columns hold.
 pub const SQLITE_NOW_US: &str = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)";
 
-/// One statement that applies every pending migration, under the advisory lock, in one
-/// transaction. It holds no bind parameters (a `DO` block cannot), so seed values, constants of
-/// this crate, are quoted in.
-pub fn postgres_script() -> String {
+/// One statement that applies every pending migration and inserts the catalog entries the
+/// database lacks, under the advisory lock, in one transaction. It holds no bind parameters (a
+/// `DO` block cannot), so seed values are quoted in.
+pub fn postgres_script(seeds: &[Seed]) -> String {
     let mut script = format!(
         "DO $migrate$\nBEGIN\n  PERFORM pg_advisory_xact_lock({LOCK_KEY});\n  \
          CREATE TABLE IF NOT EXISTS integrations_schema_migrations (\n    \
@@ -235,13 +241,17 @@ pub fn postgres_script() -> String {
             "    INSERT INTO integrations_schema_migrations (version) VALUES ({version});\n  END IF;\n"
         ));
     }
+    for statement in seed_statements(seeds, Dialect::Postgres) {
+        script.push_str(&format!("  {statement};\n"));
+    }
     script.push_str("END\n$migrate$");
     script
 }
 
-/// The statements of the migrations after `applied`, each migration's ending with its record;
-/// run inside `BEGIN IMMEDIATE` ... `COMMIT`.
-pub fn sqlite_statements(applied: i64) -> Vec<String> {
+/// The statements of the migrations after `applied`, each migration's ending with its record,
+/// then those that insert the catalog entries the database lacks; run inside `BEGIN IMMEDIATE`
+/// ... `COMMIT`.
+pub fn sqlite_statements(applied: i64, seeds: &[Seed]) -> Vec<String> {
     let mut all = Vec::new();
     for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {
         all.extend(migration.steps.iter().flat_map(|step| statements(step, Dialect::Sqlite)));
@@ -249,6 +259,58 @@ pub fn sqlite_statements(applied: i64) -> Vec<String> {
             "INSERT INTO integrations_schema_migrations (version, applied_at) VALUES ({}, {SQLITE_NOW_US})",
             migration.version
         ));
+    }
+    all.extend(seed_statements(seeds, Dialect::Sqlite));
+    all
+}
+
+/// How many of the catalog's entries the database holds: a column of every statement that
+/// checks the schema (the ids are constants of this build, quoted in). Fewer than the catalog has
+/// means a seed is pending.
+pub fn catalog_rows() -> String {
+    let ids: Vec<String> = CATALOG.iter().map(|entry| quote(entry.id)).collect();
+    format!("(SELECT count(*) FROM integrations WHERE id IN ({})) AS catalog_rows", ids.join(", "))
+}
+
+/// Whether a database whose statements report `schema_version` and `catalog_rows` needs
+/// [`postgres_script`] (or [`sqlite_statements`]) before this code may use it.
+pub fn is_behind(schema_version: i64, catalog_rows: i64) -> bool {
+    schema_version < LATEST || catalog_rows < CATALOG.len() as i64
+}
+
+/// A catalog entry's row as this deployment stores it: its default settings, sealed with the
+/// current key when a keyring is set (the service makes them, see `service::seeds`).
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub entry: &'static IntegrationType,
+    pub settings: StoredSettings,
+}
+
+/// For each seed: its row and first history version ("seed"), unless the database holds a row
+/// with its id; and the same entry's row and first version stored as the seed is, where they are
+/// still as version 1 seeded them (plain, the same JSON): a fresh database gets version 1's rows
+/// first, and they are to be stored as this deployment stores a seed, sealed when a keyring is
+/// set, and as the same text on every backend (PostgreSQL's version 1 held them as `jsonb`,
+/// whose text has its own key order). No write leaves a version 1.
+fn seed_statements(seeds: &[Seed], dialect: Dialect) -> Vec<String> {
+    let mut all = Vec::new();
+    for Seed { entry, settings } in seeds {
+        all.push(seed_row(entry, settings, dialect));
+        all.push(seed_history(entry));
+        let key = settings.key.as_deref().map_or("NULL".into(), quote);
+        let defaults = quote(&settings_json(entry));
+        let same_json = match dialect {
+            Dialect::Postgres => format!("settings::jsonb = {defaults}::jsonb"),
+            Dialect::Sqlite => format!("json(settings) = json({defaults})"),
+        };
+        for (table, id_column) in [("integrations", "id"), ("integration_history", "integration_id")] {
+            all.push(format!(
+                "UPDATE {table} SET settings = {}, settings_key = {key} \
+                 WHERE {id_column} = {} AND version = 1 AND settings_key IS NULL AND {same_json}",
+                quote(&settings.text),
+                quote(entry.id),
+            ));
+        }
     }
     all
 }
@@ -271,22 +333,30 @@ fn statements(step: &Step, dialect: Dialect) -> Vec<String> {
             let statements = if dialect == Dialect::Postgres { postgres } else { sqlite };
             statements.iter().map(|statement| statement.to_string()).collect()
         }
-        Step::SeedV1(id) => vec![seed_row(entry(id), dialect, false)],
-        Step::Seed(id) => vec![seed_row(entry(id), dialect, true), seed_history(entry(id))],
+        Step::SeedV1(id) => vec![seed_row_v1(entry(id), dialect)],
     }
 }
 
-/// The `INSERT` of a catalog entry's row, unless one with its id exists. Version 1's rows had no
-/// `settings_keys`, and its PostgreSQL `settings` were `jsonb`; SQLite's timestamps are given.
-fn seed_row(entry: &IntegrationType, dialect: Dialect, with_keys: bool) -> String {
+/// The `INSERT` of a catalog entry's row as version 1 made it, unless one with its id exists:
+/// without `settings_keys`, and its PostgreSQL `settings` were `jsonb`.
+fn seed_row_v1(entry: &IntegrationType, dialect: Dialect) -> String {
     let settings = quote(&settings_json(entry));
-    let settings = if dialect == Dialect::Postgres && !with_keys { format!("{settings}::jsonb") } else { settings };
-    let mut columns = String::from("id, name, description, status, settings");
+    let settings = if dialect == Dialect::Postgres { format!("{settings}::jsonb") } else { settings };
+    insert_row(entry, dialect, "", &settings)
+}
+
+/// The `INSERT` of a seed, unless a row with its id exists.
+fn seed_row(entry: &IntegrationType, settings: &StoredSettings, dialect: Dialect) -> String {
+    let key = settings.key.as_deref().map_or("NULL".into(), quote);
+    let values = format!("{}, {key}, {}", quote(&settings.text), quote(&keys_json(entry)));
+    insert_row(entry, dialect, ", settings_key, settings_keys", &values)
+}
+
+/// `INSERT INTO integrations` of `entry` with `settings` and the `more` columns it names, unless
+/// a row with its id exists; SQLite's timestamps are given.
+fn insert_row(entry: &IntegrationType, dialect: Dialect, more: &str, settings: &str) -> String {
+    let mut columns = format!("id, name, description, status, settings{more}");
     let mut values = format!("{}, {settings}", seed_values(entry));
-    if with_keys {
-        columns.push_str(", settings_keys");
-        values.push_str(&format!(", {}", quote(&keys_json(entry))));
-    }
     if dialect == Dialect::Sqlite {
         columns.push_str(", created_at, updated_at");
         values.push_str(&format!(", {SQLITE_NOW_US}, {SQLITE_NOW_US}"));
@@ -345,18 +415,44 @@ mod tests {
         }
     }
 
+    /// The SQL of every released migration, by digest. A migration a database may have run is
+    /// never edited: a new change is a new version. Version 1 seeds from the catalog, so this
+    /// also holds the original entries' names, descriptions and defaults to what 0.1.0 seeded.
+    const RELEASED: &[(i64, &str, &str)] = &[
+        (
+            1,
+            "99d698ef56728e8d5a5f93b45242c80c1f59d87dd3d41762962e6598c01c5a79",
+            "5ae398544084306ddf59632bd5d287cd6f22468e5038785b3fd8ffb1b99ce6e5",
+        ),
+        (
+            2,
+            "d35df498acd776e57b8b271b66ac58eb35543119aba42d84821e2fd2a3649cc6",
+            "fdb4edbd20fe332ba0eb30d782d238f273439b7efaaf387d0ea8cfa88773bee2",
+        ),
+        (
+            3,
+            "2589ced37b8829cae5e3e55c95e0272e12eb321aea07959fe7ab04aaddf200aa",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
+    ];
+
+    fn digest(migration: &Migration, dialect: Dialect) -> String {
+        use sha2::Digest;
+        let text: Vec<String> = migration.steps.iter().flat_map(|step| statements(step, dialect)).collect();
+        sha2::Sha256::digest(text.join("\n;\n").as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
     #[test]
-    fn every_seed_names_a_catalog_entry_and_every_entry_is_seeded_once() {
-        let seeded: Vec<&str> = MIGRATIONS
-            .iter()
-            .flat_map(|m| m.steps)
-            .filter_map(|step| match step {
-                Step::SeedV1(id) | Step::Seed(id) => Some(*id),
-                Step::Sql { .. } => None,
-            })
-            .collect();
-        let catalog: Vec<&str> = catalog::CATALOG.iter().map(|entry| entry.id).collect();
-        assert_eq!(seeded, catalog, "each catalog entry is seeded by exactly one migration, in catalog order");
+    fn released_migrations_are_never_edited() {
+        for (version, postgres, sqlite) in RELEASED {
+            let migration = &MIGRATIONS[*version as usize - 1];
+            assert_eq!(digest(migration, Dialect::Postgres), *postgres, "migration {version} (PostgreSQL) was edited");
+            assert_eq!(digest(migration, Dialect::Sqlite), *sqlite, "migration {version} (SQLite) was edited");
+        }
+    }
+
+    fn plain_seeds() -> Vec<Seed> {
+        CATALOG.iter().map(|entry| Seed { entry, settings: StoredSettings::plain(&entry.default_settings()) }).collect()
     }
 
     #[test]
@@ -366,7 +462,7 @@ mod tests {
 
     #[test]
     fn the_postgres_script_applies_each_version_once_under_the_lock() {
-        let script = postgres_script();
+        let script = postgres_script(&plain_seeds());
         assert!(script.starts_with("DO $migrate$") && script.contains("pg_advisory_xact_lock"));
         for migration in MIGRATIONS {
             let record = format!("VALUES ({})", migration.version);
@@ -376,9 +472,45 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_runs_only_what_is_pending() {
-        assert!(sqlite_statements(LATEST).is_empty());
-        let from_one = sqlite_statements(1).join("\n");
+    fn sqlite_runs_only_what_is_pending_then_the_catalog() {
+        assert!(sqlite_statements(LATEST, &[]).is_empty());
+        let from_one = sqlite_statements(1, &[]).join("\n");
         assert!(from_one.contains("integration_history") && !from_one.contains("'facebook'"));
+        let seeds = sqlite_statements(LATEST, &plain_seeds());
+        for entry in CATALOG {
+            let inserts = format!("VALUES ({}", quote(entry.id));
+            assert_eq!(
+                seeds.iter().filter(|s| s.contains(&inserts) && s.contains("ON CONFLICT (id) DO NOTHING")).count(),
+                1
+            );
+        }
+        let rewrites = seeds.iter().filter(|statement| statement.starts_with("UPDATE"));
+        assert!(rewrites.clone().all(|statement| statement.contains("settings_key = NULL")), "plain seeds stay plain");
+        assert_eq!(rewrites.count(), 2 * CATALOG.len(), "the row and the first version of each");
+    }
+
+    #[test]
+    fn sealed_seeds_seal_the_rows_version_1_left_in_plain() {
+        let seeds: Vec<Seed> = plain_seeds()
+            .into_iter()
+            .map(|seed| Seed { settings: StoredSettings { text: "CIPHER".into(), key: Some("k1".into()) }, ..seed })
+            .collect();
+        let script = postgres_script(&seeds);
+        for entry in CATALOG {
+            let id = quote(entry.id);
+            for table in ["integrations", "integration_history"] {
+                let update = format!("UPDATE {table} SET settings = 'CIPHER', settings_key = 'k1'");
+                assert!(script.lines().any(|line| line.contains(&update) && line.contains(&id)), "{table} {id}");
+            }
+        }
+        assert!(script.contains("version = 1 AND settings_key IS NULL"), "only rows no write has touched");
+    }
+
+    #[test]
+    fn a_missing_catalog_row_puts_the_database_behind() {
+        assert!(!is_behind(LATEST, CATALOG.len() as i64));
+        assert!(is_behind(LATEST, CATALOG.len() as i64 - 1));
+        assert!(is_behind(LATEST - 1, CATALOG.len() as i64));
+        assert!(catalog_rows().contains("'facebook', 'chat_widget'"));
     }
 }

@@ -24,10 +24,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Misconfigured;
 use crate::domain::{Action, Actor, IntegrationId, Settings, WriteConditions};
 
+pub use migrations::Seed;
 pub use postgres::{statements as postgres_statements, PostgresStore};
 pub use sqlite::SqliteStore;
+
+/// Makes the catalog's rows as this deployment stores them (sealed when a keyring is set): asked
+/// for only when a database lacks one of them, or its schema is behind.
+pub type Seeder<'a> = Box<dyn Fn() -> Result<Vec<Seed>, StoreError> + 'a>;
 
 /// Settings as stored: plain JSON text (`key: None`), or a ciphertext and the id of the key
 /// that sealed it.
@@ -60,17 +66,24 @@ pub struct StoredRow {
     pub updated_at: i64,
 }
 
-/// A row of the history: the integration as one write left it, and who made the write.
+/// A row of the history: the integration as one write left it, and how that write was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredVersion {
     pub version: i64,
     pub recorded_at: i64,
-    pub action: Action,
-    pub restored_from: Option<i64>,
+    pub provenance: Provenance,
     pub name: String,
     pub description: String,
     pub status: bool,
     pub settings: StoredSettings,
+}
+
+/// What the history records of a write besides the integration: what made it, and who.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub action: Action,
+    /// The version a restore wrote again.
+    pub restored_from: Option<i64>,
     pub actor: Actor,
 }
 
@@ -84,9 +97,7 @@ pub struct Write {
     pub status: Option<bool>,
     pub settings: Option<SettingsWrite>,
     pub conditions: WriteConditions,
-    pub action: Action,
-    pub restored_from: Option<i64>,
-    pub actor: Actor,
+    pub provenance: Provenance,
     /// Versions kept per integration in the history, this write's included.
     pub retention: u32,
 }
@@ -140,6 +151,17 @@ pub enum Table {
     History,
 }
 
+impl Table {
+    /// The `tbl` column of the statements that read both tables.
+    fn parse(name: &str) -> Result<Self, StoreError> {
+        match name {
+            "live" => Ok(Self::Live),
+            "history" => Ok(Self::History),
+            _ => Err(unexpected_shape("tbl")),
+        }
+    }
+}
+
 /// The storage a request talks to.
 pub trait Store {
     /// Every integration, in creation order.
@@ -176,12 +198,13 @@ impl Backend {
 }
 
 /// Why the store could not answer, tagged by who is to blame. The text is for operators' logs:
-/// short, and free of secrets. Clients only ever see "Database unavailable".
+/// short, and free of secrets. Clients see "Database unavailable", "Internal Server Error" or
+/// which variable is misconfigured, never the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
-    /// The configuration does not name a usable database (e.g. `db_backend = postgres`
-    /// without a `db_dsn`), or a setting it needs is malformed.
-    Misconfigured(&'static str),
+    /// The configuration cannot be used: a variable the store needs (the keyring, to seal the
+    /// seeds), or what spin.toml gives the component.
+    Misconfigured(Misconfigured),
     /// The database could not be reached or did not answer.
     Unavailable(String),
     /// The database answered with something this code did not expect.
@@ -191,7 +214,7 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Misconfigured(why) => write!(f, "storage misconfigured: {why}"),
+            Self::Misconfigured(misconfigured) => write!(f, "misconfigured: {misconfigured}"),
             Self::Unavailable(why) => write!(f, "database unavailable: {why}"),
             Self::Unexpected(why) => write!(f, "unexpected database response: {why}"),
         }
@@ -199,6 +222,12 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl From<Misconfigured> for StoreError {
+    fn from(misconfigured: Misconfigured) -> Self {
+        Self::Misconfigured(misconfigured)
+    }
+}
 
 /// What a write does to `current`, by the rules PostgreSQL's write statement encodes in SQL;
 /// SQLite and the in-memory test store apply them here, inside their transaction.
@@ -253,13 +282,11 @@ fn version_of(row: &StoredRow, write: &Write) -> StoredVersion {
     StoredVersion {
         version: row.version,
         recorded_at: row.updated_at,
-        action: write.action,
-        restored_from: write.restored_from,
+        provenance: write.provenance.clone(),
         name: row.name.clone(),
         description: row.description.clone(),
         status: row.status,
         settings: row.settings.clone(),
-        actor: write.actor.clone(),
     }
 }
 
@@ -278,6 +305,94 @@ fn condition_params(conditions: &WriteConditions) -> (Option<Vec<i64>>, Vec<i64>
         Some(Precondition::OneOf(tags)) => (versions(tags), false),
     };
     (allowed, forbidden, none_match_any)
+}
+
+/// A row of either backend's result, read by column name. Both stores' statements name their
+/// columns alike (`created_us`, `settings_key`, ...), so one decoder reads each kind of row.
+trait Columns {
+    /// A text column; `None` for NULL.
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    /// A boolean column (SQLite: an integer, 0 or not).
+    fn flag(&self, column: &str) -> Result<Option<bool>, StoreError>;
+}
+
+/// A column that is never NULL where it is read.
+fn present<T>(value: Option<T>, column: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| unexpected_shape(column))
+}
+
+impl StoredSettings {
+    fn decode(row: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(Self { text: present(row.text("settings")?, "settings")?, key: row.text("settings_key")? })
+    }
+}
+
+impl StoredRow {
+    /// A live row; `None` for the NULLs of "not found".
+    fn decode(row: &dyn Columns) -> Result<Option<Self>, StoreError> {
+        let Some(id) = row.text("id")? else { return Ok(None) };
+        let integer = |column| present(row.integer(column)?, column);
+        Ok(Some(Self {
+            id,
+            name: present(row.text("name")?, "name")?,
+            description: present(row.text("description")?, "description")?,
+            status: present(row.flag("status")?, "status")?,
+            settings: StoredSettings::decode(row)?,
+            settings_keys: parse_names(&present(row.text("settings_keys")?, "settings_keys")?)?,
+            version: integer("version")?,
+            created_at: integer("created_us")?,
+            updated_at: integer("updated_us")?,
+        }))
+    }
+}
+
+impl StoredVersion {
+    /// A history row; `None` for the NULLs of "no version".
+    fn decode(row: &dyn Columns) -> Result<Option<Self>, StoreError> {
+        let Some(version) = row.integer("version")? else { return Ok(None) };
+        let action = present(row.text("action")?, "action")?;
+        Ok(Some(Self {
+            version,
+            recorded_at: present(row.integer("recorded_us")?, "recorded_us")?,
+            provenance: Provenance {
+                action: Action::parse(&action).ok_or_else(|| unexpected_shape("action"))?,
+                restored_from: row.integer("restored_from")?,
+                actor: Actor {
+                    request_id: row.text("request_id")?,
+                    client_addr: row.text("client_addr")?,
+                    authenticated: present(row.flag("authenticated")?, "authenticated")?,
+                },
+            },
+            name: present(row.text("name")?, "name")?,
+            description: present(row.text("description")?, "description")?,
+            status: present(row.flag("status")?, "status")?,
+            settings: StoredSettings::decode(row)?,
+        }))
+    }
+}
+
+impl ResealItem {
+    /// A row of the reseal candidates; `None` for the NULLs of "none".
+    fn decode(row: &dyn Columns) -> Result<Option<Self>, StoreError> {
+        let Some(table) = row.text("tbl")? else { return Ok(None) };
+        Ok(Some(Self {
+            table: Table::parse(&table)?,
+            id: present(row.text("id")?, "id")?,
+            version: present(row.integer("version")?, "version")?,
+            settings: StoredSettings::decode(row)?,
+        }))
+    }
+}
+
+fn unexpected_shape(column: &str) -> StoreError {
+    StoreError::Unexpected(format!("column {column} has an unexpected type"))
+}
+
+/// Whether `id` is a catalog entry: a write that finds no such row may find it once the catalog
+/// is seeded.
+fn is_catalog_entry(id: &IntegrationId) -> bool {
+    crate::catalog::find(id.as_str()).is_some()
 }
 
 /// A JSON array of names, as the `settings_keys` column holds them.
@@ -320,9 +435,7 @@ mod tests {
                 undeclared: undeclared.iter().map(|s| s.to_string()).collect(),
             }),
             conditions: WriteConditions { if_match: if_match.map(Precondition::parse_if_match), if_none_match: None },
-            action: Action::Update,
-            restored_from: None,
-            actor: Actor::default(),
+            provenance: Provenance { action: Action::Update, restored_from: None, actor: Actor::default() },
             retention: 10,
         }
     }

@@ -9,17 +9,18 @@
 //!   here therefore yields at least one row: it starts from `(SELECT 1) AS one` and joins what it
 //!   looks for, so "nothing found" is one row of NULLs. (`execute` does not have the bug.)
 //! - `timestamptz` values cannot cross the interface; they are read as microseconds.
-//! - Every query also returns the schema version, so a pending migration is noticed without
-//!   a round trip of its own.
+//! - Every query also returns the schema version and how many catalog rows the database holds,
+//!   so a pending migration or seed is noticed without a round trip of its own.
+//! - Rows are read by column name (the `AS` names of the statements below), never by position.
 
-use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
+use spin_sdk::pg4::{Column, Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
 
 use super::migrations::{self, LATEST};
 use super::{
-    condition_params, names_json, parse_names, HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow,
-    StoredSettings, StoredVersion, Table, Write, WriteOutcome,
+    condition_params, names_json, parse_names, unexpected_shape, Columns, HistoryPage, KeyUsage, ResealItem, Seeder,
+    Store, StoreError, StoredRow, StoredSettings, Table, Write, WriteOutcome,
 };
-use crate::domain::{Action, Actor, IntegrationId};
+use crate::domain::IntegrationId;
 use crate::redact::short_reason;
 
 const UNDEFINED_TABLE: &str = "42P01";
@@ -32,10 +33,13 @@ pub mod statements {
     use spin_sdk::pg4::ParameterValue;
 
     use super::{condition_params, names_json, optional, LATEST};
+    use crate::store::migrations::catalog_rows;
     use crate::store::Write;
 
-    /// The schema version, first column of every query.
-    const SCHEMA: &str = "(SELECT max(version) FROM integrations_schema_migrations) AS schema_version";
+    /// The schema version and the catalog rows held, the first columns of every query.
+    fn schema() -> String {
+        format!("(SELECT max(version) FROM integrations_schema_migrations) AS schema_version, {}", catalog_rows())
+    }
 
     /// A live row's columns, from `i`.
     const ROW: &str = "i.id, i.name, i.description, i.status, i.settings, i.settings_key, i.settings_keys, i.version, \
@@ -48,12 +52,12 @@ pub mod statements {
         h.authenticated";
 
     pub fn list() -> String {
-        format!("SELECT {SCHEMA}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON true ORDER BY i.seq")
+        format!("SELECT {}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON true ORDER BY i.seq", schema())
     }
 
     /// `$1`: the id.
     pub fn get() -> String {
-        format!("SELECT {SCHEMA}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON i.id = $1::text")
+        format!("SELECT {}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON i.id = $1::text", schema())
     }
 
     /// One statement for a whole write: the `integrations_write` function (migration 3), which
@@ -94,11 +98,11 @@ pub mod statements {
             optional(allowed, |versions| ParameterValue::ArrayInt64(versions.into_iter().map(Some).collect())),
             ParameterValue::ArrayInt64(forbidden.into_iter().map(Some).collect()),
             ParameterValue::Boolean(none_match_any),
-            ParameterValue::Str(write.action.as_str().into()),
-            optional(write.restored_from, ParameterValue::Int64),
-            optional(write.actor.request_id.clone(), ParameterValue::Str),
-            optional(write.actor.client_addr.clone(), ParameterValue::Str),
-            ParameterValue::Boolean(write.actor.authenticated),
+            ParameterValue::Str(write.provenance.action.as_str().into()),
+            optional(write.provenance.restored_from, ParameterValue::Int64),
+            optional(write.provenance.actor.request_id.clone(), ParameterValue::Str),
+            optional(write.provenance.actor.client_addr.clone(), ParameterValue::Str),
+            ParameterValue::Boolean(write.provenance.actor.authenticated),
             ParameterValue::Int64(LATEST),
             ParameterValue::Int64(i64::from(write.retention)),
         ]
@@ -108,37 +112,40 @@ pub mod statements {
     /// then its versions, newest first.
     pub fn history() -> String {
         format!(
-            "SELECT {SCHEMA}, (SELECT count(*) FROM integrations WHERE id = $1::text) AS found, {VERSION}
+            "SELECT {}, (SELECT count(*) FROM integrations WHERE id = $1::text) AS found, {VERSION}
              FROM (SELECT 1) AS one LEFT JOIN LATERAL (
                SELECT * FROM integration_history
                WHERE integration_id = $1::text AND version < $2::int8
                ORDER BY version DESC LIMIT $3::int8
              ) AS h ON true
-             ORDER BY h.version DESC"
+             ORDER BY h.version DESC",
+            schema()
         )
     }
 
     pub fn key_usage() -> String {
         format!(
-            "SELECT {SCHEMA}, u.tbl, u.settings_key, u.rows FROM (SELECT 1) AS one LEFT JOIN (
+            "SELECT {}, u.tbl, u.settings_key, u.rows FROM (SELECT 1) AS one LEFT JOIN (
                SELECT 'live' AS tbl, settings_key, count(*) AS rows FROM integrations GROUP BY settings_key
                UNION ALL
                SELECT 'history', settings_key, count(*) FROM integration_history GROUP BY settings_key
-             ) AS u ON true"
+             ) AS u ON true",
+            schema()
         )
     }
 
     /// `$1` the current key id, `$2` how many.
     pub fn reseal_candidates() -> String {
         format!(
-            "SELECT {SCHEMA}, c.tbl, c.id, c.version, c.settings, c.settings_key FROM (SELECT 1) AS one LEFT JOIN (
+            "SELECT {}, c.tbl, c.id, c.version, c.settings, c.settings_key FROM (SELECT 1) AS one LEFT JOIN (
                SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations
                WHERE settings_key IS DISTINCT FROM $1::text
                UNION ALL
                SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
                WHERE settings_key IS DISTINCT FROM $1::text
                LIMIT $2::int8
-             ) AS c ON true"
+             ) AS c ON true",
+            schema()
         )
     }
 
@@ -153,28 +160,30 @@ pub mod statements {
           AND settings_key IS NOT DISTINCT FROM $5::text";
 
     pub fn ping() -> String {
-        format!("SELECT {SCHEMA}")
+        format!("SELECT {}", schema())
     }
 }
 
-pub struct PostgresStore {
+pub struct PostgresStore<'a> {
     connection: Connection,
+    seeder: Seeder<'a>,
 }
 
-impl PostgresStore {
-    /// Checks a connection out of the host's pool for `dsn`.
-    pub fn open(dsn: &str) -> Result<Self, StoreError> {
+impl<'a> PostgresStore<'a> {
+    /// Checks a connection out of the host's pool for `dsn`; `seeder` makes the catalog's rows
+    /// if the database lacks one.
+    pub fn open(dsn: &str, seeder: Seeder<'a>) -> Result<Self, StoreError> {
         let connection = Connection::open(dsn).map_err(classify)?;
-        Ok(Self { connection })
+        Ok(Self { connection, seeder })
     }
 
-    /// Runs `statement`; if the schema is missing or behind, migrates it once and runs the
-    /// statement again. The first column of every query is the schema version.
+    /// Runs `statement`; if the schema is missing or behind, or a catalog row is missing, migrates
+    /// once and runs the statement again.
     fn query(&self, statement: &str, params: &[ParameterValue]) -> Result<RowSet, StoreError> {
         let result = self.connection.query(statement, params);
         let behind = match &result {
             Err(error) => is_schema_missing(error),
-            Ok(rows) => schema_version(rows)? < LATEST,
+            Ok(rows) => is_behind(rows)?,
         };
         if !behind {
             return result.map_err(classify);
@@ -184,52 +193,54 @@ impl PostgresStore {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        self.connection.execute(&migrations::postgres_script(), &[]).map(drop).map_err(classify)
+        let script = migrations::postgres_script(&(self.seeder)()?);
+        self.connection.execute(&script, &[]).map(drop).map_err(classify)
+    }
+
+    fn write_once(&self, write: &Write) -> Result<Option<WriteOutcome>, StoreError> {
+        let rows = match self.connection.query(&statements::write(), &statements::write_params(write)) {
+            Err(error) if is_schema_missing(&error) => return Ok(None),
+            result => result.map_err(classify)?,
+        };
+        let row = named(&rows).next().ok_or_else(|| unexpected_shape("write result"))?;
+        let verdict: Option<String> = row.get("verdict")?;
+        Ok(match verdict.as_deref() {
+            None => Some(WriteOutcome::NotFound),
+            Some("apply") => {
+                Some(WriteOutcome::Written(StoredRow::decode(&row)?.ok_or_else(|| unexpected_shape("id"))?))
+            }
+            Some("precondition_failed") => Some(WriteOutcome::PreconditionFailed),
+            Some("undeclared") => {
+                Some(WriteOutcome::UndeclaredSettings(parse_names(&row.required::<String>("missing")?)?))
+            }
+            Some("schema_behind") => None,
+            Some(other) => return Err(StoreError::Unexpected(format!("write verdict {other:?}"))),
+        })
     }
 }
 
-impl Store for PostgresStore {
+impl Store for PostgresStore<'_> {
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         let rows = self.query(&statements::list(), &[])?;
         // An empty table is one row of NULLs.
-        rows.rows.iter().map(|row| decode_row(&row[1..])).filter_map(Result::transpose).collect()
+        named(&rows).filter_map(|row| StoredRow::decode(&row).transpose()).collect()
     }
 
     fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
         let rows = self.query(&statements::get(), &[ParameterValue::Str(id.to_string())])?;
-        rows.rows.first().map_or(Ok(None), |row| decode_row(&row[1..]))
+        let row = named(&rows).next();
+        row.map_or(Ok(None), |row| StoredRow::decode(&row))
     }
 
     fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
-        let params = statements::write_params(write);
-        let statement = statements::write();
-        for attempt in 0..2 {
-            let rows = match self.connection.query(&statement, &params) {
-                Err(error) if attempt == 0 && is_schema_missing(&error) => {
-                    self.migrate()?;
-                    continue;
-                }
-                result => result.map_err(classify)?,
-            };
-            let row = rows.rows.first().ok_or_else(|| unexpected_shape("write result"))?;
-            let verdict: Option<String> = decode(&row[0], "verdict")?;
-            return match verdict.as_deref() {
-                None => Ok(WriteOutcome::NotFound),
-                Some("apply") => {
-                    decode_row(&row[2..])?.map(WriteOutcome::Written).ok_or_else(|| unexpected_shape("row"))
-                }
-                Some("precondition_failed") => Ok(WriteOutcome::PreconditionFailed),
-                Some("undeclared") => {
-                    Ok(WriteOutcome::UndeclaredSettings(parse_names(&decode::<String>(&row[1], "missing")?)?))
-                }
-                Some("schema_behind") if attempt == 0 => {
-                    self.migrate()?;
-                    continue;
-                }
-                Some(other) => Err(StoreError::Unexpected(format!("write verdict {other:?}"))),
-            };
+        // A schema behind this code's, or a catalog row not seeded yet: migrate, then once more.
+        match self.write_once(write)? {
+            Some(WriteOutcome::NotFound) if super::is_catalog_entry(&write.id) => self.migrate()?,
+            Some(outcome) => return Ok(outcome),
+            None => self.migrate()?,
         }
-        Err(StoreError::Unexpected("the schema is still behind after migrating".into()))
+        self.write_once(write)?
+            .ok_or_else(|| StoreError::Unexpected("the schema is still behind after migrating".into()))
     }
 
     fn history(&self, id: &IntegrationId, before: Option<i64>, limit: u32) -> Result<Option<HistoryPage>, StoreError> {
@@ -239,23 +250,23 @@ impl Store for PostgresStore {
             ParameterValue::Int64(i64::from(limit) + 1),
         ];
         let rows = self.query(&statements::history(), &params)?;
-        let Some(first) = rows.rows.first() else { return Err(unexpected_shape("history result")) };
-        if decode::<i64>(&first[1], "found")? == 0 {
+        let first = named(&rows).next().ok_or_else(|| unexpected_shape("history result"))?;
+        if first.required::<i64>("found")? == 0 {
             return Ok(None);
         }
-        let versions = rows.rows.iter().map(|row| decode_version(&row[2..])).filter_map(Result::transpose);
+        let versions = named(&rows).map(|row| super::StoredVersion::decode(&row)).filter_map(Result::transpose);
         Ok(Some(HistoryPage { versions: versions.collect::<Result<_, _>>()? }))
     }
 
     fn key_usage(&self) -> Result<KeyUsage, StoreError> {
         let rows = self.query(&statements::key_usage(), &[])?;
         let mut usage = KeyUsage::default();
-        for row in &rows.rows {
-            let Some(table) = decode::<Option<String>>(&row[1], "tbl")? else { continue };
-            let entry = (decode(&row[2], "settings_key")?, decode(&row[3], "rows")?);
-            match table.as_str() {
-                "live" => usage.live.push(entry),
-                _ => usage.history.push(entry),
+        for row in named(&rows) {
+            let Some(table) = row.get::<String>("tbl")? else { continue };
+            let entry = (row.get("settings_key")?, row.required("rows")?);
+            match Table::parse(&table)? {
+                Table::Live => usage.live.push(entry),
+                Table::History => usage.history.push(entry),
             }
         }
         Ok(usage)
@@ -264,17 +275,7 @@ impl Store for PostgresStore {
     fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
         let params = [ParameterValue::Str(current.into()), ParameterValue::Int64(i64::from(limit))];
         let rows = self.query(&statements::reseal_candidates(), &params)?;
-        let mut items = Vec::new();
-        for row in &rows.rows {
-            let Some(table) = decode::<Option<String>>(&row[1], "tbl")? else { continue };
-            items.push(ResealItem {
-                table: if table == "live" { Table::Live } else { Table::History },
-                id: decode(&row[2], "id")?,
-                version: decode(&row[3], "version")?,
-                settings: StoredSettings { text: decode(&row[4], "settings")?, key: decode(&row[5], "settings_key")? },
-            });
-        }
-        Ok(items)
+        named(&rows).filter_map(|row| ResealItem::decode(&row).transpose()).collect()
     }
 
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
@@ -304,54 +305,53 @@ fn optional<T>(value: Option<T>, to_param: impl FnOnce(T) -> ParameterValue) -> 
     value.map_or(ParameterValue::DbNull, to_param)
 }
 
-fn decode<T: Decode>(value: &DbValue, column: &str) -> Result<T, StoreError> {
-    T::decode(value).map_err(|_| unexpected_shape(column))
+/// A row of a result, read by column name with the SDK's `Decode`.
+struct Row<'r> {
+    columns: &'r [Column],
+    values: &'r [DbValue],
 }
 
-fn schema_version(rows: &RowSet) -> Result<i64, StoreError> {
-    let first = rows.rows.first().and_then(|row| row.first()).ok_or_else(|| unexpected_shape("schema_version"))?;
-    Ok(decode::<Option<i64>>(first, "schema_version")?.unwrap_or(0))
+/// The rows of `set`, each read by column name.
+fn named(set: &RowSet) -> impl Iterator<Item = Row<'_>> {
+    set.rows.iter().map(|values| Row { columns: &set.columns, values })
 }
 
-/// A live row from its columns (`statements::ROW`); `None` for the NULLs of "not found".
-fn decode_row(row: &[DbValue]) -> Result<Option<StoredRow>, StoreError> {
-    let Some(id) = decode::<Option<String>>(&row[0], "id")? else { return Ok(None) };
-    Ok(Some(StoredRow {
-        id,
-        name: decode(&row[1], "name")?,
-        description: decode(&row[2], "description")?,
-        status: decode(&row[3], "status")?,
-        settings: StoredSettings { text: decode(&row[4], "settings")?, key: decode(&row[5], "settings_key")? },
-        settings_keys: parse_names(&decode::<String>(&row[6], "settings_keys")?)?,
-        version: decode(&row[7], "version")?,
-        created_at: decode(&row[8], "created_at")?,
-        updated_at: decode(&row[9], "updated_at")?,
-    }))
+impl Row<'_> {
+    /// The column's value; `None` for NULL.
+    fn get<T: Decode>(&self, column: &str) -> Result<Option<T>, StoreError> {
+        let index = self.columns.iter().position(|c| c.name == column).ok_or_else(|| missing_column(column))?;
+        Option::<T>::decode(&self.values[index]).map_err(|_| unexpected_shape(column))
+    }
+
+    /// The column's value, which is never NULL.
+    fn required<T: Decode>(&self, column: &str) -> Result<T, StoreError> {
+        self.get(column)?.ok_or_else(|| unexpected_shape(column))
+    }
 }
 
-/// A history row from its columns (`statements::VERSION`); `None` for "no version".
-fn decode_version(row: &[DbValue]) -> Result<Option<StoredVersion>, StoreError> {
-    let Some(version) = decode::<Option<i64>>(&row[0], "version")? else { return Ok(None) };
-    let action: String = decode(&row[2], "action")?;
-    Ok(Some(StoredVersion {
-        version,
-        recorded_at: decode(&row[1], "recorded_at")?,
-        action: Action::parse(&action).ok_or_else(|| unexpected_shape("action"))?,
-        restored_from: decode(&row[3], "restored_from")?,
-        name: decode(&row[4], "name")?,
-        description: decode(&row[5], "description")?,
-        status: decode(&row[6], "status")?,
-        settings: StoredSettings { text: decode(&row[7], "settings")?, key: decode(&row[8], "settings_key")? },
-        actor: Actor {
-            request_id: decode(&row[9], "request_id")?,
-            client_addr: decode(&row[10], "client_addr")?,
-            authenticated: decode(&row[11], "authenticated")?,
-        },
-    }))
+impl Columns for Row<'_> {
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.get(column)
+    }
+
+    fn integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.get(column)
+    }
+
+    fn flag(&self, column: &str) -> Result<Option<bool>, StoreError> {
+        self.get(column)
+    }
 }
 
-fn unexpected_shape(column: &str) -> StoreError {
-    StoreError::Unexpected(format!("column {column} has an unexpected type"))
+/// Whether the first row says the schema is behind this code's, or a catalog row is missing.
+fn is_behind(rows: &RowSet) -> Result<bool, StoreError> {
+    let first = named(rows).next().ok_or_else(|| unexpected_shape("schema_version"))?;
+    let schema_version = first.get::<i64>("schema_version")?.unwrap_or(0);
+    Ok(migrations::is_behind(schema_version, first.required("catalog_rows")?))
+}
+
+fn missing_column(column: &str) -> StoreError {
+    StoreError::Unexpected(format!("column {column} is missing"))
 }
 
 /// A table, column or function this code uses is not there yet: migrations are pending.

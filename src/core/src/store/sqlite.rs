@@ -7,67 +7,80 @@
 
 use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
 
-use super::migrations::{self, LATEST};
+use super::migrations;
 use super::{
-    apply, decide, names_json, parse_names, version_of, HistoryPage, KeyUsage, ResealItem, Store, StoreError,
-    StoredRow, StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
+    apply, decide, names_json, unexpected_shape, version_of, Columns, HistoryPage, KeyUsage, ResealItem, Seeder, Store,
+    StoreError, StoredRow, StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
 };
-use crate::domain::{Action, Actor, IntegrationId, Timestamp};
+use crate::config::Misconfigured;
+use crate::domain::{IntegrationId, Timestamp};
 use crate::redact::short_reason;
 
-const ROW: &str =
-    "id, name, description, status, settings, settings_key, settings_keys, version, created_at, updated_at";
-const VERSION: &str = "version, recorded_at, action, restored_from, name, description, status, settings, \
+/// A live row's columns, named as PostgreSQL's statements name them.
+const ROW: &str = "id, name, description, status, settings, settings_key, settings_keys, version, \
+    created_at AS created_us, updated_at AS updated_us";
+const VERSION: &str = "version, recorded_at AS recorded_us, action, restored_from, name, description, status, \
+    settings, settings_key, request_id, client_addr, authenticated";
+/// The columns of a history row, in the order of an `INSERT` (`?2` ... `?13`, `?1` the id).
+const VERSION_COLUMNS: &str = "version, recorded_at, action, restored_from, name, description, status, settings, \
     settings_key, request_id, client_addr, authenticated";
-const SCHEMA: &str = "(SELECT max(version) FROM integrations_schema_migrations)";
 
-pub struct SqliteStore {
+pub struct SqliteStore<'a> {
     connection: Connection,
+    seeder: Seeder<'a>,
 }
 
-impl SqliteStore {
-    pub fn open() -> Result<Self, StoreError> {
+impl<'a> SqliteStore<'a> {
+    pub fn open(seeder: Seeder<'a>) -> Result<Self, StoreError> {
         let connection = Connection::open_default().map_err(classify)?;
-        Ok(Self { connection })
+        Ok(Self { connection, seeder })
     }
 
     fn execute(&self, statement: &str, params: &[Value]) -> Result<QueryResult, StoreError> {
         self.connection.execute(statement, params).map_err(classify)
     }
 
-    /// Migrates the schema when it is missing or behind. SQLite is in-process, so this check is a
-    /// statement of its own (a function call, not a round trip).
+    /// Migrates the schema when it is missing or behind, or a catalog row is missing. SQLite is
+    /// in-process, so this check is a statement of its own (a function call, not a round trip).
     fn ensure_schema(&self) -> Result<(), StoreError> {
-        let applied = match self.connection.execute(&format!("SELECT {SCHEMA}"), &[]) {
-            Err(SqliteError::Io(text)) if text.contains("no such table") => 0,
+        let check = format!(
+            "SELECT (SELECT max(version) FROM integrations_schema_migrations) AS schema_version, {}",
+            migrations::catalog_rows()
+        );
+        let behind = match self.connection.execute(&check, &[]) {
+            Err(SqliteError::Io(text)) if text.contains("no such table") => true,
             result => {
-                result.map_err(classify)?.rows.first().and_then(|row| row.values.first()).and_then(integer).unwrap_or(0)
+                let result = result.map_err(classify)?;
+                let row = named(&result).next().ok_or_else(|| unexpected_shape("schema_version"))?;
+                let schema_version = row.integer("schema_version")?.unwrap_or(0);
+                migrations::is_behind(schema_version, row.integer("catalog_rows")?.unwrap_or(0))
             }
         };
-        if applied < LATEST {
+        if behind {
             self.migrate()?;
         }
         Ok(())
     }
 
-    /// Applies the pending migrations in one transaction. Spin opens a connection per `open`,
-    /// so the transaction is ours alone; `IMMEDIATE` makes racing first requests wait.
+    /// Applies the pending migrations and seeds in one transaction. Spin opens a connection per
+    /// `open`, so the transaction is ours alone; `IMMEDIATE` makes racing first requests wait.
     fn migrate(&self) -> Result<(), StoreError> {
+        let seeds = (self.seeder)()?;
         // Write-ahead logging (kept in the file once set): a commit appends to the log instead of
         // rewriting pages through a rollback journal, so concurrent writers hold the lock for less
         // time, and readers never wait for a writer. It cannot change inside a transaction.
         self.execute("PRAGMA journal_mode = WAL", &[])?;
         self.transaction(|| {
             self.execute(migrations::SQLITE_MIGRATIONS_TABLE, &[])?;
-            let applied = self.execute("SELECT coalesce(max(version), 0) FROM integrations_schema_migrations", &[])?;
-            let applied = applied.rows.first().and_then(|row| row.values.first()).and_then(integer).unwrap_or(0);
-            for statement in migrations::sqlite_statements(applied) {
+            let applied =
+                self.execute("SELECT coalesce(max(version), 0) AS applied FROM integrations_schema_migrations", &[])?;
+            let applied = named(&applied).next().map(|row| row.integer("applied")).transpose()?.flatten().unwrap_or(0);
+            for statement in migrations::sqlite_statements(applied, &seeds) {
                 self.execute(&statement, &[])?;
             }
             Ok(())
         })
     }
-
     fn transaction<T>(&self, body: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.execute("BEGIN IMMEDIATE", &[])?;
         let result = body();
@@ -81,7 +94,7 @@ impl SqliteStore {
     fn write_once(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
         let id = Value::Text(write.id.to_string());
         let current = self.execute(&format!("SELECT {ROW} FROM integrations WHERE id = ?1"), &[id])?;
-        let Some(current) = current.rows.first().map(|row| decode_row(&row.values)).transpose()? else {
+        let Some(current) = named(&current).next().map(|row| StoredRow::decode(&row)).transpose()?.flatten() else {
             return Ok(WriteOutcome::NotFound);
         };
         match decide(&current, write) {
@@ -108,21 +121,21 @@ impl SqliteStore {
         )?;
         let version = version_of(&row, write);
         self.execute(
-            &format!("INSERT INTO integration_history (integration_id, {VERSION}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            &format!("INSERT INTO integration_history (integration_id, {VERSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
             &[
                 Value::Text(row.id.clone()),
                 Value::Integer(version.version),
                 Value::Integer(version.recorded_at),
-                Value::Text(version.action.as_str().into()),
-                version.restored_from.map_or(Value::Null, Value::Integer),
+                Value::Text(version.provenance.action.as_str().into()),
+                version.provenance.restored_from.map_or(Value::Null, Value::Integer),
                 Value::Text(version.name),
                 Value::Text(version.description),
                 Value::Integer(version.status.into()),
                 Value::Text(version.settings.text),
                 optional(version.settings.key),
-                optional(version.actor.request_id),
-                optional(version.actor.client_addr),
-                Value::Integer(version.actor.authenticated.into()),
+                optional(version.provenance.actor.request_id),
+                optional(version.provenance.actor.client_addr),
+                Value::Integer(version.provenance.actor.authenticated.into()),
             ],
         )?;
         self.execute(
@@ -133,18 +146,19 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl Store for SqliteStore<'_> {
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         self.ensure_schema()?;
         let result = self.execute(&format!("SELECT {ROW} FROM integrations ORDER BY seq"), &[])?;
-        result.rows.iter().map(|row| decode_row(&row.values)).collect()
+        named(&result).filter_map(|row| StoredRow::decode(&row).transpose()).collect()
     }
 
     fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
         self.ensure_schema()?;
         let result =
             self.execute(&format!("SELECT {ROW} FROM integrations WHERE id = ?1"), &[Value::Text(id.to_string())])?;
-        result.rows.first().map(|row| decode_row(&row.values)).transpose()
+        let row = named(&result).next();
+        row.map_or(Ok(None), |row| StoredRow::decode(&row))
     }
 
     fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
@@ -154,8 +168,9 @@ impl Store for SqliteStore {
 
     fn history(&self, id: &IntegrationId, before: Option<i64>, limit: u32) -> Result<Option<HistoryPage>, StoreError> {
         self.ensure_schema()?;
-        let found = self.execute("SELECT count(*) FROM integrations WHERE id = ?1", &[Value::Text(id.to_string())])?;
-        if found.rows.first().and_then(|row| row.values.first()).and_then(integer).unwrap_or(0) == 0 {
+        let found =
+            self.execute("SELECT count(*) AS found FROM integrations WHERE id = ?1", &[Value::Text(id.to_string())])?;
+        if named(&found).next().map(|row| row.integer("found")).transpose()?.flatten().unwrap_or(0) == 0 {
             return Ok(None);
         }
         let result = self.execute(
@@ -169,20 +184,16 @@ impl Store for SqliteStore {
                 Value::Integer(i64::from(limit) + 1),
             ],
         )?;
-        let versions = result.rows.iter().map(|row| decode_version(&row.values)).collect::<Result<_, _>>()?;
-        Ok(Some(HistoryPage { versions }))
+        let versions = named(&result).filter_map(|row| StoredVersion::decode(&row).transpose());
+        Ok(Some(HistoryPage { versions: versions.collect::<Result<_, _>>()? }))
     }
 
     fn key_usage(&self) -> Result<KeyUsage, StoreError> {
         self.ensure_schema()?;
         let count = |table: &str| -> Result<Vec<(Option<String>, i64)>, StoreError> {
-            let result =
-                self.execute(&format!("SELECT settings_key, count(*) FROM {table} GROUP BY settings_key"), &[])?;
-            result
-                .rows
-                .iter()
-                .map(|row| Ok((optional_text(&row.values[0], "settings_key")?, integer(&row.values[1]).unwrap_or(0))))
-                .collect()
+            let result = self
+                .execute(&format!("SELECT settings_key, count(*) AS rows FROM {table} GROUP BY settings_key"), &[])?;
+            named(&result).map(|row| Ok((row.text("settings_key")?, row.integer("rows")?.unwrap_or(0)))).collect()
         };
         Ok(KeyUsage { live: count("integrations")?, history: count("integration_history")? })
     }
@@ -190,29 +201,14 @@ impl Store for SqliteStore {
     fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
         self.ensure_schema()?;
         let result = self.execute(
-            "SELECT 'live', id, version, settings, settings_key FROM integrations WHERE settings_key IS NOT ?1
+            "SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations WHERE settings_key IS NOT ?1
              UNION ALL
              SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
              WHERE settings_key IS NOT ?1
              LIMIT ?2",
             &[Value::Text(current.into()), Value::Integer(i64::from(limit))],
         )?;
-        result
-            .rows
-            .iter()
-            .map(|row| {
-                let values = &row.values;
-                Ok(ResealItem {
-                    table: if text(&values[0], "table")? == "live" { Table::Live } else { Table::History },
-                    id: text(&values[1], "id")?,
-                    version: integer(&values[2]).ok_or_else(|| unexpected_shape("version"))?,
-                    settings: StoredSettings {
-                        text: text(&values[3], "settings")?,
-                        key: optional_text(&values[4], "settings_key")?,
-                    },
-                })
-            })
-            .collect()
+        named(&result).filter_map(|row| ResealItem::decode(&row).transpose()).collect()
     }
 
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
@@ -247,71 +243,58 @@ fn optional(text: Option<String>) -> Value {
     text.map_or(Value::Null, Value::Text)
 }
 
-fn integer(value: &Value) -> Option<i64> {
-    match value {
-        Value::Integer(value) => Some(*value),
-        _ => None,
+/// A row of a result, read by column name.
+struct SqliteRow<'r> {
+    columns: &'r [String],
+    values: &'r [Value],
+}
+
+/// The rows of `result`, each read by column name.
+fn named(result: &QueryResult) -> impl Iterator<Item = SqliteRow<'_>> {
+    result.rows.iter().map(|row| SqliteRow { columns: &result.columns, values: &row.values })
+}
+
+impl SqliteRow<'_> {
+    fn value(&self, column: &str) -> Result<&Value, StoreError> {
+        let index = self.columns.iter().position(|name| name == column);
+        index
+            .map(|index| &self.values[index])
+            .ok_or_else(|| StoreError::Unexpected(format!("column {column} is missing")))
     }
 }
 
-fn text(value: &Value, column: &str) -> Result<String, StoreError> {
-    match value {
-        Value::Text(text) => Ok(text.clone()),
-        _ => Err(unexpected_shape(column)),
+impl Columns for SqliteRow<'_> {
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        match self.value(column)? {
+            Value::Null => Ok(None),
+            Value::Text(text) => Ok(Some(text.clone())),
+            _ => Err(unexpected_shape(column)),
+        }
     }
-}
 
-fn optional_text(value: &Value, column: &str) -> Result<Option<String>, StoreError> {
-    match value {
-        Value::Null => Ok(None),
-        other => text(other, column).map(Some),
+    fn integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        match self.value(column)? {
+            Value::Null => Ok(None),
+            Value::Integer(value) => Ok(Some(*value)),
+            _ => Err(unexpected_shape(column)),
+        }
     }
-}
 
-fn decode_row(row: &[Value]) -> Result<StoredRow, StoreError> {
-    let int = |index: usize, column| integer(&row[index]).ok_or_else(|| unexpected_shape(column));
-    Ok(StoredRow {
-        id: text(&row[0], "id")?,
-        name: text(&row[1], "name")?,
-        description: text(&row[2], "description")?,
-        status: int(3, "status")? != 0,
-        settings: StoredSettings { text: text(&row[4], "settings")?, key: optional_text(&row[5], "settings_key")? },
-        settings_keys: parse_names(&text(&row[6], "settings_keys")?)?,
-        version: int(7, "version")?,
-        created_at: int(8, "created_at")?,
-        updated_at: int(9, "updated_at")?,
-    })
-}
-
-fn decode_version(row: &[Value]) -> Result<StoredVersion, StoreError> {
-    let int = |index: usize, column| integer(&row[index]).ok_or_else(|| unexpected_shape(column));
-    Ok(StoredVersion {
-        version: int(0, "version")?,
-        recorded_at: int(1, "recorded_at")?,
-        action: Action::parse(&text(&row[2], "action")?).ok_or_else(|| unexpected_shape("action"))?,
-        restored_from: integer(&row[3]),
-        name: text(&row[4], "name")?,
-        description: text(&row[5], "description")?,
-        status: int(6, "status")? != 0,
-        settings: StoredSettings { text: text(&row[7], "settings")?, key: optional_text(&row[8], "settings_key")? },
-        actor: Actor {
-            request_id: optional_text(&row[9], "request_id")?,
-            client_addr: optional_text(&row[10], "client_addr")?,
-            authenticated: int(11, "authenticated")? != 0,
-        },
-    })
-}
-
-fn unexpected_shape(column: &str) -> StoreError {
-    StoreError::Unexpected(format!("column {column} has an unexpected type"))
+    fn flag(&self, column: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self.integer(column)?.map(|value| value != 0))
+    }
 }
 
 fn classify(error: SqliteError) -> StoreError {
     match error {
-        SqliteError::NoSuchDatabase => StoreError::Misconfigured("no SQLite database named \"default\""),
-        SqliteError::AccessDenied => {
-            StoreError::Misconfigured("component lacks sqlite_databases = [\"default\"] in spin.toml")
-        }
+        SqliteError::NoSuchDatabase => StoreError::Misconfigured(Misconfigured {
+            what: "sqlite_databases",
+            why: "no SQLite database named default",
+        }),
+        SqliteError::AccessDenied => StoreError::Misconfigured(Misconfigured {
+            what: "sqlite_databases",
+            why: "the component lacks sqlite_databases = [\"default\"] in spin.toml",
+        }),
         SqliteError::InvalidConnection => StoreError::Unavailable("invalid SQLite connection".into()),
         SqliteError::DatabaseFull => StoreError::Unavailable("SQLite database full".into()),
         SqliteError::Io(text) if text.contains("locked") || text.contains("busy") => {

@@ -2,9 +2,9 @@
 //! parameters: what the Spin floor component sends per request, and what the benchmark's pgbench
 //! floor runs (`tests/bench/src/main.rs` includes this file).
 
-use integrations_core::config::default_of;
+use integrations_core::config::DEFAULTS;
 use integrations_core::domain::{Action, Actor, IntegrationId, WriteConditions};
-use integrations_core::store::{postgres_statements, SettingsWrite, StoredSettings, Write};
+use integrations_core::store::{postgres_statements, Provenance, SettingsWrite, StoredSettings, Write};
 use serde::Deserialize;
 use spin_sdk::pg4::ParameterValue;
 
@@ -43,10 +43,12 @@ pub fn statement(method: &http::Method, id: Option<&str>, body: &[u8]) -> Option
                     undeclared: Vec::new(),
                 }),
                 conditions: WriteConditions::default(),
-                action: Action::Update,
-                restored_from: None,
-                actor: Actor { request_id: Some("bench".into()), client_addr: None, authenticated: false },
-                retention: default_of("history_retention").parse().ok()?,
+                provenance: Provenance {
+                    action: Action::Update,
+                    restored_from: None,
+                    actor: Actor { request_id: Some("bench".into()), client_addr: None, authenticated: false },
+                },
+                retention: DEFAULTS.history_retention().ok()?.get(),
             };
             Some((postgres_statements::write(), postgres_statements::write_params(&write)))
         }
