@@ -11,6 +11,7 @@ pub mod haproxy;
 pub mod load;
 pub mod redis;
 pub mod release;
+pub mod shim;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ pub use haproxy::HaProxy;
 pub use load::{check_writes, Kind, Load, Plan, Report, WriteCheck};
 pub use redis::Redis;
 pub use release::{previous_release, this_release, Release};
+pub use shim::ShimApp;
 pub use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
 
 /// How long a replica may take to pass its first readiness check once in rotation.
@@ -43,13 +45,29 @@ pub enum KeyValue {
     SharedRedis,
 }
 
-/// A `spin up` in one of the load balancer's slots.
+/// A replica in one of the load balancer's slots.
 pub struct Replica {
     /// `None` once crashed, until restarted.
-    pub app: Option<SpinApp>,
+    pub app: Option<Runner>,
     pub release: Release,
     pub port: u16,
     state: tempfile::TempDir,
+}
+
+/// What serves a replica: `spin up`, or containerd-shim-spin as on a SpinKube node.
+pub enum Runner {
+    Spin(SpinApp),
+    Shim(ShimApp),
+}
+
+impl Runner {
+    /// SIGTERM (to `spin up`'s process group, or to the container's task) and the exit.
+    async fn stop(self) -> Result<()> {
+        match self {
+            Runner::Spin(app) => app.stop().await,
+            Runner::Shim(shim) => shim.stop().await.map(drop),
+        }
+    }
 }
 
 /// What replacing one replica took.
@@ -148,7 +166,7 @@ impl Fleet {
             .await
             .with_context(|| format!("{} of release {release}", self.spin))?;
         let port = app.port();
-        Ok((Replica { app: Some(app), release: release.clone(), port, state }, started.elapsed()))
+        Ok((Replica { app: Some(Runner::Spin(app)), release: release.clone(), port, state }, started.elapsed()))
     }
 
     fn seat(&mut self, slot: usize, replica: Replica) {
@@ -208,11 +226,34 @@ impl Fleet {
         Ok(replacement)
     }
 
+    /// As [`Self::replace`], with `release` served by containerd-shim-spin from the SpinKube node
+    /// runtime `node` (see [`shim`]) instead of `spin up`.
+    pub async fn replace_under_shim(&mut self, slot: usize, release: &Release, node: &Path) -> Result<Replacement> {
+        let from = self.replicas[slot].as_ref().map(|r| r.release.version.clone()).unwrap_or_default();
+        let drain = self.retire(slot).await?;
+        let options = self.options(release, Path::new("/"), None);
+        let shim =
+            ShimApp::start(node, &self.spin, &release.manifest, &self.runtime_config, &options.variables).await?;
+        let start = shim.serving_after;
+        let port = shim.port();
+        let state = tempfile::Builder::new().prefix("fleet-state-").tempdir()?;
+        self.seat(slot, Replica { app: Some(Runner::Shim(shim)), release: release.clone(), port, state });
+        self.lb.enable(slot, port).await?;
+        let up = self.lb.wait_until_up(slot, UP_TIMEOUT).await?;
+        let replacement =
+            Replacement { slot, from, to: format!("{} (containerd-shim-spin)", release.version), drain, start, up };
+        eprintln!("fleet: {replacement:?}");
+        Ok(replacement)
+    }
+
     /// `kill -9` of slot `slot`'s replica, its whole process group, with no warning to the load
     /// balancer (as a node loss or the OOM killer).
     pub async fn crash(&mut self, slot: usize) -> Result<()> {
         let replica = self.replicas[slot].as_mut().with_context(|| format!("slot {slot} is empty"))?;
-        replica.app.take().with_context(|| format!("slot {slot} is not running"))?.kill().await
+        match replica.app.take().with_context(|| format!("slot {slot} is not running"))? {
+            Runner::Spin(app) => app.kill().await,
+            Runner::Shim(_) => bail!("only a spin up replica is crashed here"),
+        }
     }
 
     /// Starts slot `slot`'s release again on the same port and state directory (a container
@@ -223,7 +264,7 @@ impl Fleet {
         let replica = self.replicas[slot].as_ref().with_context(|| format!("slot {slot} is empty"))?;
         let options = self.options(&replica.release, replica.state.path(), Some(replica.port));
         let app = SpinApp::start(&self.spin, &options).await?;
-        self.replicas[slot].as_mut().unwrap().app = Some(app);
+        self.replicas[slot].as_mut().unwrap().app = Some(Runner::Spin(app));
         self.lb.wait_until_up(slot, UP_TIMEOUT).await?;
         Ok(started.elapsed())
     }

@@ -74,11 +74,18 @@ async fn the_previous_release_runs_on_this_releases_schema_through_a_rolling_upg
 
         let load = Load::start(&fleet.url(), &Plan { read_your_writes: true, ..Plan::steady() });
         pause(1500).await;
+        // On the Spin line SpinKube runs (3.6), this release's second replica is served as a node
+        // serves it, by containerd-shim-spin, when the node runtime is at hand.
+        let node = if spin.major() == 3 { fleet::shim::node_runtime() } else { None };
         let mut steps = Vec::new();
         let mut migrated_at = Duration::MAX;
         for slot in [0, 1] {
             load.mark(format!("s{slot}: {} -> {}", previous.version, current.version));
-            steps.push(fleet.replace(slot, &current).await.unwrap());
+            let step = match (&node, slot) {
+                (Some(node), 1) => fleet.replace_under_shim(slot, &current, node).await,
+                _ => fleet.replace(slot, &current).await,
+            };
+            steps.push(step.unwrap());
             if slot == 0 {
                 migrated_at = load.elapsed();
                 // Both releases serve, on this release's schema.
@@ -116,6 +123,15 @@ async fn the_previous_release_runs_on_this_releases_schema_through_a_rolling_upg
                 step.start.as_millis(),
                 step.up.as_millis()
             );
+        }
+        match (&node, spin.major()) {
+            (Some(node), _) => {
+                println!("  s1 ran {} under containerd-shim-spin from {}", current.version, node.display())
+            }
+            (None, 3) => println!(
+                "  containerd-shim-spin not run: no SpinKube node runtime (SPINKUBE_NODE, or ../shared/spinkube-node)"
+            ),
+            (None, _) => {}
         }
         println!("  the whole test took {:.1} s", started.elapsed().as_secs_f64());
 
