@@ -78,6 +78,8 @@ pub struct Replacement {
     pub to: String,
     /// From "drain" at the load balancer until the replica held no request.
     pub drain: Duration,
+    /// From SIGTERM until the old replica had exited.
+    pub exit: Duration,
     /// `spin up` of the new replica until it served.
     pub start: Duration,
     /// From "ready" at the load balancer until its readiness check passed (its migrations ran).
@@ -199,15 +201,16 @@ impl Fleet {
     }
 
     /// Drains slot `slot` at the load balancer, lets its requests finish and stops its replica
-    /// with SIGTERM. How long the drain took.
-    pub async fn retire(&mut self, slot: usize) -> Result<Duration> {
+    /// with SIGTERM. How long the drain took, and the exit after SIGTERM.
+    pub async fn retire(&mut self, slot: usize) -> Result<(Duration, Duration)> {
         let drain = self.lb.drain(slot, DRAIN_TIMEOUT).await?;
         self.lb.disable(slot).await?;
         let replica = self.replicas[slot].take().with_context(|| format!("slot {slot} is empty"))?;
+        let signalled = Instant::now();
         if let Some(app) = replica.app {
             app.stop().await?;
         }
-        Ok(drain)
+        Ok((drain, signalled.elapsed()))
     }
 
     /// One step of a rolling update, as a Deployment does it with a readiness gate: drain slot
@@ -215,13 +218,13 @@ impl Fleet {
     /// it in rotation once it runs; it takes requests when its readiness check passes.
     pub async fn replace(&mut self, slot: usize, release: &Release) -> Result<Replacement> {
         let from = self.replicas[slot].as_ref().map(|r| r.release.version.clone()).unwrap_or_default();
-        let drain = self.retire(slot).await?;
+        let (drain, exit) = self.retire(slot).await?;
         let (replica, start) = self.launch(release).await?;
         let port = replica.port;
         self.seat(slot, replica);
         self.lb.enable(slot, port).await?;
         let up = self.lb.wait_until_up(slot, UP_TIMEOUT).await?;
-        let replacement = Replacement { slot, from, to: release.version.clone(), drain, start, up };
+        let replacement = Replacement { slot, from, to: release.version.clone(), drain, exit, start, up };
         eprintln!("fleet: {replacement:?}");
         Ok(replacement)
     }
@@ -230,7 +233,7 @@ impl Fleet {
     /// runtime `node` (see [`shim`]) instead of `spin up`.
     pub async fn replace_under_shim(&mut self, slot: usize, release: &Release, node: &Path) -> Result<Replacement> {
         let from = self.replicas[slot].as_ref().map(|r| r.release.version.clone()).unwrap_or_default();
-        let drain = self.retire(slot).await?;
+        let (drain, exit) = self.retire(slot).await?;
         let options = self.options(release, Path::new("/"), None);
         let shim =
             ShimApp::start(node, &self.spin, &release.manifest, &self.runtime_config, &options.variables).await?;
@@ -240,8 +243,8 @@ impl Fleet {
         self.seat(slot, Replica { app: Some(Runner::Shim(shim)), release: release.clone(), port, state });
         self.lb.enable(slot, port).await?;
         let up = self.lb.wait_until_up(slot, UP_TIMEOUT).await?;
-        let replacement =
-            Replacement { slot, from, to: format!("{} (containerd-shim-spin)", release.version), drain, start, up };
+        let to = format!("{} (containerd-shim-spin)", release.version);
+        let replacement = Replacement { slot, from, to, drain, exit, start, up };
         eprintln!("fleet: {replacement:?}");
         Ok(replacement)
     }

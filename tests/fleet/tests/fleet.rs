@@ -115,11 +115,13 @@ async fn the_previous_release_runs_on_this_releases_schema_through_a_rolling_upg
         );
         for step in &steps {
             println!(
-                "  s{}: {} -> {}: drained in {} ms, started in {} ms, in rotation {} ms later",
+                "  s{}: {} -> {}: drained in {} ms, exited {} ms after SIGTERM; the new one served {} ms after its \
+                 start and was in rotation {} ms later",
                 step.slot,
                 step.from,
                 step.to,
                 step.drain.as_millis(),
+                step.exit.as_millis(),
                 step.start.as_millis(),
                 step.up.as_millis()
             );
