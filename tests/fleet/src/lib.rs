@@ -146,18 +146,27 @@ impl Fleet {
         self.replicas[slot].as_ref()
     }
 
+    /// The Spin variables every replica gets, whatever runs it.
+    fn variables(&self) -> Vec<(String, String)> {
+        [
+            ("db_dsn", self.dsn.as_str()),
+            ("db_host", self.db_host.as_str()),
+            ("db_backend", "postgres"),
+            // The write check reads every version back from the history.
+            ("history_retention", "1000000"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .to_vec()
+    }
+
     fn options(&self, release: &Release, state: &Path, port: Option<u16>) -> AppOptions {
         AppOptions {
             runtime_config: Some(self.runtime_config.clone()),
             state_dir: Some(state.to_owned()),
             port,
+            variables: self.variables(),
             ..AppOptions::manifest(&release.manifest)
         }
-        .variable("db_dsn", &self.dsn)
-        .variable("db_host", &self.db_host)
-        .variable("db_backend", "postgres")
-        // The write check reads every version back from the history.
-        .variable("history_retention", "1000000")
     }
 
     /// Starts `spin up` of `release` (not yet in rotation); how long until it served.
@@ -234,9 +243,7 @@ impl Fleet {
     pub async fn replace_under_shim(&mut self, slot: usize, release: &Release, node: &Path) -> Result<Replacement> {
         let from = self.replicas[slot].as_ref().map(|r| r.release.version.clone()).unwrap_or_default();
         let (drain, exit) = self.retire(slot).await?;
-        let options = self.options(release, Path::new("/"), None);
-        let shim =
-            ShimApp::start(node, &self.spin, &release.manifest, &self.runtime_config, &options.variables).await?;
+        let shim = ShimApp::start(node, &self.spin, &release.manifest, &self.runtime_config, &self.variables()).await?;
         let start = shim.serving_after;
         let port = shim.port();
         let state = tempfile::Builder::new().prefix("fleet-state-").tempdir()?;

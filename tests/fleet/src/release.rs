@@ -4,7 +4,8 @@
 //! CHANGELOG.md is the one place that says which commit a release is: the newest
 //! `## [x.y.z] - date` section below `## [Unreleased]` is the previous release, and its
 //! `Commit: <hash>` line the commit. That commit is extracted with `git archive` and built with
-//! its own `spin.toml` build commands (what `spin build` runs), its own `.cargo/config.toml` and
+//! its own `spin.toml` build commands (what `spin build` runs; per-package `cargo build`s as one,
+//! as `tests/run` builds this checkout), its own `.cargo/config.toml` and
 //! its own target directory, in a scratch directory outside this checkout: cargo merges every
 //! `.cargo/config.toml` from the working directory up, so a build under this checkout would also
 //! get this checkout's settings. The app (its `spin.toml`, sources and built components) is then
@@ -232,9 +233,11 @@ fn keep(build: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every component's `[component.*.build] command` of the release's spin.toml, in order, each
-/// once, from its `workdir` (default: the app's directory), with the release's own
-/// `CARGO_TARGET_DIR`; output into `dir/build.log`.
+/// Every component's `[component.*.build] command` of the release's spin.toml, each once, from
+/// its `workdir` (default: the app's directory), with the release's own `CARGO_TARGET_DIR`;
+/// output into `dir/build.log`. Commands that are one `cargo build` but for their `-p` (ours are)
+/// run as that one `cargo build` with every `-p`, as `tests/run` builds this checkout: the same
+/// artifacts, with the final links of the components in parallel.
 fn run_build_commands(dir: &Path) -> Result<()> {
     let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("spin.toml"))?)?;
     let mut commands: Vec<(String, PathBuf)> = Vec::new();
@@ -246,6 +249,7 @@ fn run_build_commands(dir: &Path) -> Result<()> {
             commands.push((command, workdir));
         }
     }
+    let commands = merge_cargo_builds(commands);
     let log_path = dir.join("build.log");
     let mut log = std::fs::File::create(&log_path)?;
     for (command, workdir) in commands {
@@ -270,6 +274,29 @@ fn run_build_commands(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `cargo build ... -p a`, `cargo build ... -p b` (the same flags, the same directory) ->
+/// `cargo build ... -p a -p b`; anything else is left as it is.
+fn merge_cargo_builds(commands: Vec<(String, PathBuf)>) -> Vec<(String, PathBuf)> {
+    let split = |command: &str| -> Option<(String, String)> {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let at = words.iter().position(|word| *word == "-p")?;
+        let simple = words.starts_with(&["cargo", "build"])
+            && words.len() == at + 2
+            && words.iter().all(|word| word.chars().all(|c| c.is_ascii_alphanumeric() || "-_.=".contains(c)));
+        simple.then(|| (words[..at].join(" "), words[at + 1].to_owned()))
+    };
+    let Some((flags, _)) = commands.first().and_then(|(command, _)| split(command)) else { return commands };
+    let same = commands
+        .iter()
+        .all(|(command, workdir)| *workdir == commands[0].1 && split(command).is_some_and(|(f, _)| f == flags));
+    if !same {
+        return commands;
+    }
+    let packages: Vec<String> =
+        commands.iter().filter_map(|(command, _)| split(command)).map(|(_, package)| format!("-p {package}")).collect();
+    vec![(format!("{flags} {}", packages.join(" ")), commands[0].1.clone())]
 }
 
 /// Every component's `source` of the spin.toml in `dir`, relative to it.
@@ -315,6 +342,21 @@ mod tests {
         assert!(previous_in_changelog(only_unreleased).unwrap_err().to_string().contains("records no release"));
         let not_a_hash = CHANGELOG.replace("0123abcd", "tbd");
         assert!(previous_in_changelog(&not_a_hash).unwrap_err().to_string().contains("not a commit hash"));
+    }
+
+    #[test]
+    fn per_component_cargo_builds_become_one() {
+        let dir = PathBuf::from("/app");
+        let command =
+            |package: &str| (format!("cargo build --target wasm32-wasip2 --release -p {package}"), dir.clone());
+        assert_eq!(
+            merge_cargo_builds(vec![command("a"), command("b-c")]),
+            [("cargo build --target wasm32-wasip2 --release -p a -p b-c".to_owned(), dir.clone())]
+        );
+        let other = vec![command("a"), ("make wasm".to_owned(), dir.clone())];
+        assert_eq!(merge_cargo_builds(other.clone()), other);
+        let elsewhere = vec![command("a"), (command("b").0, PathBuf::from("/app/b"))];
+        assert_eq!(merge_cargo_builds(elsewhere.clone()), elsewhere);
     }
 
     #[test]
