@@ -274,11 +274,18 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn kustomizations_list_files_that_exist_and_objects_share_one_namespace() {
-    for dir in ["deploy/k8s/base", "deploy/k8s/overlays/autoscaling"] {
+    for dir in [
+        "deploy/k8s/base",
+        "deploy/k8s/overlays/autoscaling",
+        "deploy/k8s/overlays/shared-cache",
+        "deploy/k8s/components/shared-cache",
+    ] {
         let kustomization = yaml_doc(&format!("{dir}/kustomization.yaml"));
-        for resource in seq(&kustomization["resources"], "resources") {
-            let path = root().join(dir).join(resource.as_str().unwrap());
-            assert!(path.exists(), "{dir}: resource {} does not exist", path.display());
+        for list in ["resources", "components"] {
+            for entry in kustomization[list].as_sequence().into_iter().flatten() {
+                let path = root().join(dir).join(entry.as_str().unwrap());
+                assert!(path.exists(), "{dir}: {list} entry {} does not exist", path.display());
+            }
         }
     }
 
@@ -295,6 +302,8 @@ fn kustomizations_list_files_that_exist_and_objects_share_one_namespace() {
         "deploy/k8s/secrets.example.yaml",
         "deploy/k8s/overlays/autoscaling/hpa.yaml",
         "deploy/k8s/monitoring/podmonitors.yaml",
+        "deploy/k8s/components/shared-cache/valkey.yaml",
+        "deploy/k8s/drain/deployment.patch.yaml",
     ] {
         for doc in yaml_docs(rel) {
             assert_eq!(str_at(&doc, &["metadata", "namespace"]), namespace, "{rel}");

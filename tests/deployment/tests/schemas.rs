@@ -22,9 +22,13 @@
 //! would send it, and the objects `deploy/terraform/app` hands to `kubernetes_manifest`.
 //! Kustomize is not installed on CI (Debian bookworm's kubectl is 1.20, whose kustomize
 //! predates these kustomizations), so [`kustomize`] renders the features the
-//! kustomizations use (resources, `configurations` image paths, `images`, RFC 6902 `patches`)
-//! and refuses any other; its output was compared with `kubectl kustomize` (kustomize v5.5.0)
-//! for both kustomizations when this was written. The Terraform objects are rendered the way
+//! kustomizations use (resources, components, `configurations` image paths, `images`, RFC 6902
+//! `patches`) and refuses any other; its output was compared with `kubectl kustomize`
+//! (kustomize v5.5.0) for base and overlays/autoscaling when this was written (not for
+//! overlays/shared-cache, whose component came later: no kustomize here; it follows kustomize's
+//! documented order, a component's resources and patches after the resources of the
+//! kustomization that lists it). `deploy/k8s/drain/deployment.patch.yaml` is a partial object for
+//! server-side apply: it is validated merged into a model of the Deployment spin-operator creates. The Terraform objects are rendered the way
 //! `terraform/app/main.tf` builds them ([`terraform_app_objects`]); a test keeps that render
 //! in step with main.tf's `kubernetes_manifest` resources.
 
@@ -210,19 +214,29 @@ fn display_path(pointer: &str) -> String {
 /// `kubectl kustomize DIR` for the features our kustomizations use; any other feature is an
 /// error, so a kustomization that grows one must grow this render (or CI must get kustomize).
 fn kustomize(dir: &Path) -> Vec<Value> {
+    render(dir, "Kustomization", Vec::new())
+}
+
+/// A `Kustomization`, or a `Component` applied to the `objects` of the kustomization that lists
+/// it, in kustomize's order: its resources join `objects`, then its components apply to them
+/// all, then its own patches and images.
+fn render(dir: &Path, kind: &str, mut objects: Vec<Value>) -> Vec<Value> {
     let file = dir.join("kustomization.yaml");
     let kustomization = file_docs(&file).remove(0);
     let what = file.display().to_string();
     for key in kustomization.as_object().expect("a kustomization is a map").keys() {
         assert!(
-            ["apiVersion", "kind", "resources", "configurations", "images", "patches"].contains(&key.as_str()),
+            ["apiVersion", "kind", "resources", "components", "configurations", "images", "patches"]
+                .contains(&key.as_str()),
             "{what}: `{key}` is not supported by tests/deployment's kustomize render; extend `kustomize()` in \
              tests/deployment/tests/schemas.rs"
         );
     }
-    assert_eq!(kustomization["kind"], "Kustomization", "{what}");
+    assert_eq!(kustomization["kind"], kind, "{what}");
+    let api_version =
+        if kind == "Component" { "kustomize.config.k8s.io/v1alpha1" } else { "kustomize.config.k8s.io/v1beta1" };
+    assert_eq!(kustomization["apiVersion"], api_version, "{what}");
 
-    let mut objects = Vec::new();
     for resource in kustomization["resources"].as_array().into_iter().flatten() {
         let path = dir.join(resource.as_str().expect("a resource is a path"));
         if path.is_dir() {
@@ -230,6 +244,9 @@ fn kustomize(dir: &Path) -> Vec<Value> {
         } else {
             objects.extend(file_docs(&path));
         }
+    }
+    for component in kustomization["components"].as_array().into_iter().flatten() {
+        objects = render(&dir.join(component.as_str().expect("a component is a path")), "Component", objects);
     }
 
     for patch in kustomization["patches"].as_array().into_iter().flatten() {
@@ -408,6 +425,8 @@ fn k8s_files(dir: &Path, out: &mut Vec<PathBuf>) {
             k8s_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "yaml")
             && !["kustomization.yaml", "kustomizeconfig.yaml"].contains(&path.file_name().unwrap().to_str().unwrap())
+            // Partial objects for server-side apply, validated merged into what they patch.
+            && !path.to_string_lossy().ends_with(".patch.yaml")
         {
             out.push(path);
         }
@@ -432,7 +451,7 @@ fn every_manifest_file_under_deploy_k8s_is_valid_for_its_kind() {
 
 #[test]
 fn each_kustomization_renders_to_valid_objects() {
-    for dir in ["deploy/k8s/base", "deploy/k8s/overlays/autoscaling"] {
+    for dir in ["deploy/k8s/base", "deploy/k8s/overlays/autoscaling", "deploy/k8s/overlays/shared-cache"] {
         let objects = kustomize(&root().join(dir));
         assert_valid(dir, &objects);
         let spinapp = objects.iter().find(|o| o["kind"] == "SpinApp").expect("a SpinApp");
@@ -441,7 +460,253 @@ fn each_kustomization_renders_to_valid_objects() {
             assert!(spinapp["spec"].get("replicas").is_none(), "SpinApp refuses replicas with enableAutoscaling");
             assert!(objects.iter().any(|o| o["kind"] == "HorizontalPodAutoscaler"));
         }
+        if dir.ends_with("shared-cache") {
+            shared_cache_is_wired(&objects);
+        } else {
+            // As shipped: the cache in each pod's memory, as runtime-config.toml has it.
+            assert_eq!(
+                spinapp["spec"]["runtimeConfig"]["keyValueStores"],
+                json!([{ "name": "default", "type": "spin" }])
+            );
+        }
     }
+}
+
+/// The shared-cache component: the SpinApp's key-value store `default` is Redis at the URL of
+/// the Service the component creates, which selects the Valkey pods on the port they listen on,
+/// and only the app's pods may reach them.
+fn shared_cache_is_wired(objects: &[Value]) {
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && (name.is_empty() || o["metadata"]["name"] == name))
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let spinapp = find("SpinApp", "");
+    let policy = find("NetworkPolicy", "");
+    let cache = policy["metadata"]["name"].as_str().unwrap();
+    let (service, deployment) = (find("Service", cache), find("Deployment", cache));
+    let stores = spinapp["spec"]["runtimeConfig"]["keyValueStores"].as_array().unwrap();
+    assert_eq!(stores.len(), 1, "{stores:?}");
+    assert_eq!((&stores[0]["name"], &stores[0]["type"]), (&json!("default"), &json!("redis")));
+    let url = stores[0]["options"].as_array().unwrap().iter().find(|o| o["name"] == "url").unwrap()["value"]
+        .as_str()
+        .unwrap();
+    let port = service["spec"]["ports"][0]["port"].as_i64().unwrap();
+    let host = format!(
+        "{}.{}.svc.cluster.local",
+        service["metadata"]["name"].as_str().unwrap(),
+        service["metadata"]["namespace"].as_str().unwrap()
+    );
+    assert_eq!(url, format!("redis://{host}:{port}"), "the SpinApp's store is the component's Service");
+    assert_eq!(service["metadata"]["namespace"], spinapp["metadata"]["namespace"]);
+
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the Service selects the Valkey pods");
+    }
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let target = &service["spec"]["ports"][0]["targetPort"];
+    assert!(
+        container["ports"].as_array().unwrap().iter().any(|p| &p["name"] == target && p["containerPort"] == port),
+        "the Service's targetPort is the container's port"
+    );
+    for (key, value) in policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the NetworkPolicy guards the Valkey pods");
+    }
+    // spin-operator labels the app's pods core.spinkube.dev/app-name=<SpinApp name>.
+    let from = &policy["spec"]["ingress"][0]["from"];
+    assert_eq!(
+        from,
+        &json!([{ "podSelector": { "matchLabels": { "core.spinkube.dev/app-name": spinapp["metadata"]["name"] } } }])
+    );
+    assert_eq!(policy["spec"]["ingress"][0]["ports"], json!([{ "port": target }]));
+    // A cache must never evict its generation token (cache.rs): noeviction.
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.windows(2).any(|w| w == ["--maxmemory-policy", "noeviction"]), "{args:?}");
+}
+
+/// The Deployment spin-operator v0.6.1 creates for a SpinApp run by a SpinAppExecutor with a
+/// RuntimeClass, as `constructDeployment` (`internal/controller/spinapp_controller.go`) and the
+/// helpers of `internal/controller/deployment.go` build it, with only the fields it sets. The
+/// runtime-config Secret's name is a checksum of its contents there; any name does here.
+fn operator_deployment(spinapp: &Value, executor: &Value) -> Value {
+    let name = spinapp["metadata"]["name"].as_str().unwrap();
+    let spec = &spinapp["spec"];
+    let config = &executor["spec"]["deploymentConfig"];
+    let ready = json!({ "core.spinkube.dev/app-name": name, format!("core.spinkube.dev/app.{name}.status"): "ready" });
+    let mut env: Vec<Value> = spec["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|variable| {
+            let mut env =
+                json!({ "name": format!("SPIN_VARIABLE_{}", variable["name"].as_str().unwrap().to_uppercase()) });
+            for field in ["value", "valueFrom"] {
+                if let Some(value) = variable.get(field) {
+                    env[field] = value.clone();
+                }
+            }
+            env
+        })
+        .collect();
+    env.push(json!({ "name": "SPIN_HTTP_LISTEN_ADDR", "value": "0.0.0.0:80" }));
+    if let Some(endpoint) = config["otel"]["exporter_otlp_endpoint"].as_str() {
+        env.push(json!({ "name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": endpoint }));
+    }
+    let probe = |check: &Value| {
+        let mut probe = json!({ "httpGet": { "path": check["httpGet"]["path"], "port": 80 } });
+        for field in ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"]
+        {
+            if let Some(value) = check.get(field) {
+                probe[field] = value.clone();
+            }
+        }
+        probe
+    };
+    let mut volumes = vec![json!({ "name": "spin-runtime-config", "secret": {
+        "secretName": format!("{name}-0123abcd"), "optional": true,
+        "items": [{ "key": "runtime-config.toml", "path": "runtime-config.toml" }] } })];
+    let mut mounts = vec![json!({ "name": "spin-runtime-config", "readOnly": true,
+        "mountPath": "/runtime-config.toml", "subPath": "runtime-config.toml" })];
+    if config["installDefaultCACerts"] == json!(true) {
+        volumes.push(json!({ "name": "spin-ca", "secret": { "secretName": "spin-ca", "optional": true,
+            "items": [{ "key": "ca-certificates.crt", "path": "ca-certificates.crt" }] } }));
+        mounts.push(json!({ "name": "spin-ca", "readOnly": true,
+            "mountPath": "/etc/ssl/certs/ca-certificates.crt", "subPath": "ca-certificates.crt" }));
+    }
+    let mut deployment = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name, "namespace": spinapp["metadata"]["namespace"],
+            "labels": { "core.spinkube.dev/app-name": name }, "annotations": {} },
+        "spec": {
+            "selector": { "matchLabels": ready },
+            "template": {
+                "metadata": { "labels": ready, "annotations": {} },
+                "spec": {
+                    "runtimeClassName": config["runtimeClassName"],
+                    "serviceAccountName": spec["serviceAccountName"],
+                    "containers": [{
+                        "name": name,
+                        "image": spec["image"],
+                        "command": ["/"],
+                        "ports": [{ "name": "http-app", "containerPort": 80 }],
+                        "env": env,
+                        "volumeMounts": mounts,
+                        "resources": spec["resources"],
+                        "livenessProbe": probe(&spec["checks"]["liveness"]),
+                        "readinessProbe": probe(&spec["checks"]["readiness"]),
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    });
+    if let Some(replicas) = spec.get("replicas") {
+        deployment["spec"]["replicas"] = replicas.clone();
+    }
+    deployment
+}
+
+/// Server-side apply's merge of `patch` into `live`, for what the drain patch holds: maps merge
+/// field by field; a list of objects with names (containers) merges item by item on `name`, as
+/// Kubernetes' list-map keys have it; any other value is replaced.
+fn apply_merge(live: &mut Value, patch: &Value) {
+    match (live, patch) {
+        (Value::Object(live), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match live.get_mut(key) {
+                    Some(existing) => apply_merge(existing, value),
+                    None => {
+                        live.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(live), Value::Array(patch)) if patch.iter().all(|item| item["name"].is_string()) => {
+            for item in patch {
+                match live.iter_mut().find(|existing| existing["name"] == item["name"]) {
+                    Some(existing) => apply_merge(existing, item),
+                    None => live.push(item.clone()),
+                }
+            }
+        }
+        (live, patch) => *live = patch.clone(),
+    }
+}
+
+/// Every leaf field of an object, as a path; list items with a name are keyed by it.
+fn leaf_fields(value: &Value, path: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) if !fields.is_empty() => {
+            for (key, value) in fields {
+                leaf_fields(value, format!("{path}.{key}"), out);
+            }
+        }
+        Value::Array(items) if items.iter().all(|item| item["name"].is_string()) && !items.is_empty() => {
+            for item in items {
+                leaf_fields(item, format!("{path}[name={}]", item["name"].as_str().unwrap()), out);
+            }
+        }
+        _ => out.push(path),
+    }
+}
+
+/// deploy/k8s/drain/deployment.patch.yaml: applied server-side to the Deployment spin-operator
+/// creates, it names that Deployment and its container, sets no field the operator sets (the
+/// operator applies with force: it would take such a field back), and the result is a valid
+/// Deployment whose grace period outlasts the preStop sleep.
+#[test]
+fn the_drain_patch_merges_into_the_deployment_spin_operator_creates() {
+    let patch = file_docs(&root().join("deploy/k8s/drain/deployment.patch.yaml")).remove(0);
+    let executor = file_docs(&root().join("deploy/k8s/base/executor.yaml")).remove(0);
+    for dir in ["deploy/k8s/base", "deploy/k8s/overlays/autoscaling", "deploy/k8s/overlays/shared-cache"] {
+        let objects = kustomize(&root().join(dir));
+        let spinapp = objects.iter().find(|o| o["kind"] == "SpinApp").unwrap();
+        let deployment = operator_deployment(spinapp, &executor);
+        assert_valid(&format!("{dir}: the operator's Deployment (model)"), std::slice::from_ref(&deployment));
+
+        for field in ["name", "namespace"] {
+            assert_eq!(patch["metadata"][field], deployment["metadata"][field], "{dir}: the patch's {field}");
+        }
+        let containers = patch["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), 1);
+        assert_eq!(containers[0]["name"], deployment["spec"]["template"]["spec"]["containers"][0]["name"]);
+
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        leaf_fields(&patch, String::new(), &mut ours);
+        leaf_fields(&deployment, String::new(), &mut theirs);
+        let shared: Vec<&String> = ours
+            .iter()
+            .filter(|path| theirs.contains(path))
+            // What identifies the object and the container, not fields of theirs.
+            .filter(|path| ![".apiVersion", ".kind", ".metadata.name", ".metadata.namespace"].contains(&path.as_str()))
+            .filter(|path| !path.ends_with("].name"))
+            .collect();
+        assert!(shared.is_empty(), "{dir}: the patch sets fields spin-operator owns: {shared:?}");
+
+        let mut merged = deployment.clone();
+        apply_merge(&mut merged, &patch);
+        assert_valid(&format!("{dir}: the operator's Deployment with the drain patch"), &[merged.clone()]);
+        let pod = &merged["spec"]["template"]["spec"];
+        let sleep = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"].as_i64().unwrap();
+        let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap();
+        assert!((1..=10).contains(&sleep), "{dir}: preStop sleep {sleep} s");
+        assert!(grace >= sleep + 5, "{dir}: grace period {grace} s leaves the exit no room after a {sleep} s sleep");
+        assert_eq!(merged["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+        // The patch only adds: everything the operator set is still there.
+        let mut after = Vec::new();
+        leaf_fields(&merged, String::new(), &mut after);
+        assert!(theirs.iter().all(|path| after.contains(path)));
+    }
+    // A misspelt field in the patch is refused once merged.
+    let mut broken = patch.clone();
+    broken["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStopp"] = json!({ "sleep": { "seconds": 5 } });
+    let objects = kustomize(&root().join("deploy/k8s/base"));
+    let mut merged = operator_deployment(objects.iter().find(|o| o["kind"] == "SpinApp").unwrap(), &executor);
+    apply_merge(&mut merged, &broken);
+    assert!(catalogue().errors(&merged).iter().any(|e| e.contains("'preStopp'")), "{:?}", catalogue().errors(&merged));
 }
 
 #[test]
@@ -524,6 +789,13 @@ fn a_misspelt_field_in_a_copy_of_the_manifests_is_rejected_by_name() {
         ),
         ("overlays/autoscaling/hpa.yaml", "  maxReplicas: 4", "  maxReplica: 4", "maxReplica"),
         ("base/otel-collector.yaml", "          readinessProbe:", "          readynessProbe:", "readynessProbe"),
+        (
+            "components/shared-cache/valkey.yaml",
+            "          readinessProbe:",
+            "          readinessprobe:",
+            "readinessprobe",
+        ),
+        ("components/shared-cache/valkey.yaml", "  policyTypes:", "  policyType:", "policyType"),
     ];
     for (file, text, broken, field) in cases {
         let path = copy.path().join(file);
@@ -533,7 +805,11 @@ fn a_misspelt_field_in_a_copy_of_the_manifests_is_rejected_by_name() {
 
         let mut rendered = file_docs(&path);
         if !file.starts_with("platform/") && !file.starts_with("monitoring/") {
-            let kustomization = if file.starts_with("overlays/") { "overlays/autoscaling" } else { "base" };
+            let kustomization = match file.split('/').next() {
+                Some("overlays") => "overlays/autoscaling",
+                Some("components") => "overlays/shared-cache",
+                _ => "base",
+            };
             rendered.extend(kustomize(&copy.path().join(kustomization)));
         }
         let errors: Vec<String> = rendered.iter().flat_map(|o| catalogue().errors(o)).collect();

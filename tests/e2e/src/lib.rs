@@ -290,46 +290,10 @@ impl Reply {
 /// A new, empty database on the cluster behind `admin_dsn`, so that tests sharing a
 /// cluster (or a `TEST_DATABASE_URL`) never see each other's rows.
 pub async fn fresh_database(admin_dsn: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!("e2e_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let (client, connection) =
-        tokio_postgres::connect(admin_dsn, tokio_postgres::NoTls).await.expect("admin connection");
-    tokio::spawn(connection);
-    // Two statements: a multi-statement batch would run as one transaction, which these refuse.
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.expect("DROP DATABASE");
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
-    with_database(admin_dsn, &name)
-}
-
-/// `dsn` with its database name replaced.
-fn with_database(dsn: &str, name: &str) -> String {
-    let (base, query) = dsn.split_once('?').map_or((dsn, None), |(base, query)| (base, Some(query)));
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
+    test_support::postgres::fresh_database(admin_dsn).await.expect("a fresh database")
 }
 
 /// Opens a direct connection, for tests that look at the rows themselves.
 pub async fn connect(dsn: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.expect("direct connection");
-    tokio::spawn(connection);
-    client
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_database_name_is_swapped_and_the_query_kept() {
-        assert_eq!(
-            super::with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
-            "postgres://u@h:1/x?sslmode=disable"
-        );
-        assert_eq!(super::with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-    }
+    test_support::postgres::connect(dsn).await.expect("direct connection")
 }

@@ -40,6 +40,11 @@ pub fn promtool_check(text: &str) -> Result<(), String> {
     }
 }
 
+/// A port of 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// Polls `url` until it answers with a success, for a server `child` that was just started:
 /// fails as soon as `child` exits, or after `timeout`, with `output()` (its log) in the error.
 pub async fn wait_until_serving(

@@ -62,6 +62,12 @@ impl PostgresFixture {
         format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
     }
 
+    /// A new, empty database on this server, so that tests sharing a cluster (or a
+    /// `TEST_DATABASE_URL`) never see each other's rows: its superuser DSN.
+    pub async fn fresh_database(&self) -> Result<String> {
+        fresh_database(&self.dsn).await
+    }
+
     /// Stops the server (fast shutdown: sessions are cut, as in an outage).
     pub async fn stop(&self) -> Result<()> {
         let cluster = self.cluster.as_ref().context("an external TEST_DATABASE_URL server is not stopped by tests")?;
@@ -75,6 +81,39 @@ impl PostgresFixture {
     }
 }
 
+/// A new, empty database on the server behind `admin_dsn`: its DSN.
+pub async fn fresh_database(admin_dsn: &str) -> Result<String> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("e2e_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let client = connect(admin_dsn).await?;
+    // Two statements: a multi-statement batch would run as one transaction, which these refuse.
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    Ok(with_database(admin_dsn, &name))
+}
+
+/// Opens a direct connection (no TLS), for tests that look at the rows themselves.
+pub async fn connect(dsn: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) =
+        tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// `dsn` with its database name replaced.
+pub fn with_database(dsn: &str, name: &str) -> String {
+    let (base, query) = dsn.split_once('?').map_or((dsn, None), |(base, query)| (base, Some(query)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 impl Cluster {
     fn create() -> Result<Self> {
         let bin = server_bin_dir()?;
@@ -83,7 +122,7 @@ impl Cluster {
         if as_root {
             chown_to_server_user(dir.path())?;
         }
-        let port = free_port()?;
+        let port = crate::free_port()?;
         let watchdog = spawn_watchdog(dir.path(), &bin, as_root)?;
         let cluster = Self { dir, port, bin, as_root, watchdog };
         cluster
@@ -169,10 +208,6 @@ fn server_bin_dir() -> Result<PathBuf> {
     versions.pop().map(|(_, bin)| bin).context("no PostgreSQL server under /usr/lib/postgresql")
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn chown_to_server_user(path: &Path) -> Result<()> {
     let output = Command::new("id").args(["-u", SERVER_USER]).output()?;
     ensure_success("id", &output)
@@ -202,4 +237,16 @@ fn spawn_watchdog(dir: &Path, bin: &Path, as_root: bool) -> Result<Child> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_database_name_is_swapped_and_the_query_kept() {
+        assert_eq!(
+            super::with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
+            "postgres://u@h:1/x?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+    }
 }

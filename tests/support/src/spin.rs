@@ -93,6 +93,9 @@ pub struct AppOptions {
     /// `--state-dir` (the SQLite default and the key-value store live there); a fresh one when
     /// `None`. Give one to start the app again on the same state.
     pub state_dir: Option<PathBuf>,
+    /// The port on 127.0.0.1 to listen on; a free one when `None`. Give one to start the app
+    /// again where a load balancer expects it (as a restarted container keeps its pod's address).
+    pub port: Option<u16>,
 }
 
 impl AppOptions {
@@ -103,6 +106,7 @@ impl AppOptions {
             env: Vec::new(),
             runtime_config: None,
             state_dir: None,
+            port: None,
         }
     }
 
@@ -144,7 +148,10 @@ impl SpinApp {
                 state_dir
             }
         };
-        let port = free_port()?;
+        let port = match options.port {
+            Some(port) => port,
+            None => crate::free_port()?,
+        };
         let output = std::fs::File::create(dir.path().join(OUTPUT))?;
 
         let mut command = Command::new(&spin.path);
@@ -274,6 +281,20 @@ impl SpinApp {
         Ok(())
     }
 
+    /// Kills every process of the app at once (SIGKILL to the whole group, as the kernel's OOM
+    /// killer or `kill -9 -PGID` would): nothing is flushed, closed or answered. Returns once
+    /// `spin up` is reaped.
+    pub async fn kill(mut self) -> Result<()> {
+        self.signal_group(libc::SIGKILL);
+        let group = self.child.id();
+        // The trigger is reaped by init, not by us: wait until no process of the group is left.
+        while self.child.try_wait()?.is_none() || !process_group_members(group).is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.stopped = true;
+        Ok(())
+    }
+
     fn signal_group(&self, signal: i32) {
         // SAFETY: killpg(2) on the group this struct created (process_group(0) above).
         unsafe { libc::killpg(self.child.id() as i32, signal) };
@@ -287,10 +308,6 @@ impl Drop for SpinApp {
             let _ = self.child.wait();
         }
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Every live process of the process group `group` (from /proc).

@@ -34,9 +34,23 @@ use serde::{Deserialize, Serialize};
 use super::{HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow, StoredSettings, Write, WriteOutcome};
 use crate::domain::{IntegrationId, Timestamp};
 
-/// Replaced by every write; entries filled under another generation are not used.
+/// Replaced by every write; entries filled under another generation are not used. Every release
+/// reads and replaces this same key (its value is an opaque token), so that a write through any
+/// release's replica makes every release's entries unusable during a rolling update.
 const GENERATION: &str = "integrations/generation";
-const LIST: &str = "integrations/list";
+/// The format of the entries ([`Entry`] and the value it holds, as JSON), named in their keys:
+/// releases sharing one store (a rolling update on a shared Redis) then never read each other's
+/// entries, whatever either changed. Format 1 is release 0.2.0's (`integrations/list`,
+/// `integrations/item/{id}`). Change it with the entries' bytes: a unit test pins them.
+const ENTRY_FORMAT: u32 = 2;
+
+fn list_key() -> String {
+    format!("integrations/cache-format-{ENTRY_FORMAT}/list")
+}
+
+fn item_key(id: &IntegrationId) -> String {
+    format!("integrations/cache-format-{ENTRY_FORMAT}/item/{id}")
+}
 
 /// The key-value operations the cache needs: Spin's store on the host, a map in tests.
 pub trait KeyValue {
@@ -167,11 +181,11 @@ fn now_ms() -> i64 {
 
 impl Store for CachedStore<'_> {
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
-        self.read(LIST, || self.inner.list())
+        self.read(&list_key(), || self.inner.list())
     }
 
     fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
-        self.read(&format!("integrations/item/{id}"), || self.inner.get(id))
+        self.read(&item_key(id), || self.inner.get(id))
     }
 
     fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
@@ -300,7 +314,7 @@ pub mod tests {
             cost_us: 0,
             value: MemoryStore::seeded().get(&widget()).unwrap(),
         };
-        kv.set("integrations/item/chat_widget", &serde_json::to_vec(&stale).unwrap()).unwrap();
+        kv.set(&item_key(&widget()), &serde_json::to_vec(&stale).unwrap()).unwrap();
         assert!(!cache.get(&widget()).unwrap().unwrap().status, "the stale fill is not used");
     }
 
@@ -331,7 +345,7 @@ pub mod tests {
         let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
         let cache = cached(&db, &kv, 60_000);
         cache.get(&widget()).unwrap();
-        let key = "integrations/item/chat_widget";
+        let key = &item_key(&widget());
         let mut entry: Entry<Option<StoredRow>> = serde_json::from_slice(&kv.get(key).unwrap().unwrap()).unwrap();
         assert!(entry.cost_us >= 0);
         // Filled 59.9 s ago by a read that took an hour: any reader now refreshes it.
@@ -354,8 +368,37 @@ pub mod tests {
             "filled_ms": now_ms(),
             "value": MemoryStore::seeded().get(&widget()).unwrap(),
         });
-        kv.set("integrations/item/chat_widget", &serde_json::to_vec(&old).unwrap()).unwrap();
+        kv.set(&item_key(&widget()), &serde_json::to_vec(&old).unwrap()).unwrap();
         db.write(&toggle("chat_widget")).unwrap(); // around the cache
         assert!(cache.get(&widget()).unwrap().unwrap().status, "served from the old entry");
+    }
+
+    #[test]
+    fn entries_are_stored_in_the_format_their_keys_name() {
+        // Fails when what an entry is stored as changes: then bump ENTRY_FORMAT (a release still
+        // running beside this one would misread the new bytes, or this one its old ones) and pin
+        // the new bytes here.
+        let row = StoredRow {
+            id: "chat_widget".into(),
+            name: "Chat".into(),
+            description: "d".into(),
+            status: true,
+            settings: StoredSettings { text: "{}".into(), key: None },
+            settings_keys: vec!["greeting".into()],
+            version: 3,
+            created_at: 1,
+            updated_at: 2,
+        };
+        let entry = Entry { generation: Some("g".into()), filled_ms: 4, cost_us: 5, value: Some(row) };
+        assert_eq!(
+            (ENTRY_FORMAT, serde_json::to_string(&entry).unwrap()),
+            (
+                2,
+                r#"{"generation":"g","filled_ms":4,"cost_us":5,"value":{"id":"chat_widget","name":"Chat","description":"d","status":true,"settings":{"text":"{}","key":null},"settings_keys":["greeting"],"version":3,"created_at":1,"updated_at":2}}"#
+                    .to_owned()
+            )
+        );
+        assert_eq!(item_key(&widget()), "integrations/cache-format-2/item/chat_widget");
+        assert_eq!(list_key(), "integrations/cache-format-2/list");
     }
 }
