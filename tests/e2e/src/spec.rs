@@ -180,7 +180,7 @@ mod tests {
 
         let entry = json!({
             "version": 2, "recorded_at": "2026-01-06T14:02:11.482913Z", "action": "update",
-            "request_id": "r", "client_addr": null, "authenticated": false,
+            "request_id": "r", "client_addr": null, "actor": null, "authenticated": false,
             "changes": [{"field": "settings.secret", "secret": true}],
             "integration": {"name": "n", "description": "", "status": true, "settings": {"verify": "v"},
                             "secret_settings": ["secret"]}

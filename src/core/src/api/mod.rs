@@ -77,9 +77,11 @@ impl<'a> Call<'a> {
     /// Who is asking, for the history.
     fn actor(&self) -> Actor {
         Actor {
+            // The one token there is has no name yet.
+            name: None,
+            authenticated: self.authenticated,
             request_id: Some(self.telemetry.request_id.clone()),
             client_addr: self.header(CLIENT_ADDR).map(str::to_owned),
-            authenticated: self.authenticated,
         }
     }
 
