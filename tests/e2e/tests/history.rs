@@ -92,7 +92,10 @@ e2e::e2e_tests!(
         }
         let page = service.send(Method::GET, "/admin/integrations/chat_widget/history", &auth[..1], None).await.json();
         assert_eq!(versions(&page), [6, 5, 4], "{spin} {backend:?}");
-        assert_eq!(page["versions"][0]["authenticated"], true);
+        assert_eq!(
+            (&page["versions"][0]["actor"], &page["versions"][0]["authenticated"]),
+            (&json!("admin_token"), &json!(true))
+        );
         assert_eq!(page["versions"][2]["changes"], Value::Null, "the oldest kept version has no predecessor");
         let anonymous = service.get("/admin/integrations/chat_widget/history").await;
         assert_eq!(anonymous.status, 401);
