@@ -10,7 +10,9 @@
 # should run on a throwaway database: the fuzzer writes to the integrations.
 #
 # Environment:
-#   ADMIN_TOKEN                 sent as `Authorization: Bearer` when the service has admin_token
+#   ADMIN_TOKEN                 sent as `Authorization: Bearer` when the service has tokens
+#                               (api_tokens, admin_token): an `admin` one reaches every
+#                               operation; a `read` one gets the documented 403 beyond reads
 #   SCHEMATHESIS_MAX_EXAMPLES   test cases per operation and phase (default 50)
 #   SCHEMATHESIS_MODE           positive, negative or all (default all: invalid requests
 #                               too, which must then get a documented 4xx)

@@ -17,8 +17,25 @@ locals {
   namespace_object = yamldecode(file("${local.k8s_dir}/base/namespace.yaml"))
   namespace        = local.namespace_object.metadata.name
   config_object    = yamldecode(file("${local.k8s_dir}/base/config.yaml"))
-  shim_object      = yamldecode(file("${local.k8s_dir}/platform/shim.yaml"))
-  hpa_object       = yamldecode(file("${local.k8s_dir}/overlays/autoscaling/hpa.yaml"))
+
+  # Each client's token (null: generated; "": that client gets none), and its name and scope in
+  # api_tokens. The service's Secret holds only their SHA-256 (sha256: entries).
+  client_tokens = {
+    "admin-ui" = {
+      scope = "admin"
+      token = var.admin_token != null ? var.admin_token : random_password.admin_token.result
+    }
+    "bot-runtime" = {
+      scope = "read"
+      token = var.bot_runtime_token != null ? var.bot_runtime_token : random_password.bot_runtime_token.result
+    }
+  }
+  api_tokens = join(",", concat(
+    [for name, client in local.client_tokens : "${name}:${client.scope}:sha256:${sha256(client.token)}" if client.token != ""],
+    var.extra_api_tokens == "" ? [] : [var.extra_api_tokens],
+  ))
+  shim_object = yamldecode(file("${local.k8s_dir}/platform/shim.yaml"))
+  hpa_object  = yamldecode(file("${local.k8s_dir}/overlays/autoscaling/hpa.yaml"))
 
   # deploy/k8s/base/spinapp.yaml with this root's image, replica mode and pull secret.
   spinapp_file = yamldecode(file("${local.k8s_dir}/base/spinapp.yaml"))
@@ -63,7 +80,15 @@ resource "kubernetes_config_map_v1" "config" {
   depends_on = [kubernetes_manifest.namespace]
 }
 
+# The admin UI's token (scope admin). The resource keeps the name it had when it was the one
+# admin_token: an existing deployment's admin UI keeps its token through the upgrade.
 resource "random_password" "admin_token" {
+  length  = 48
+  special = false
+}
+
+# The bot runtime's token (scope read: the list and one integration, nothing else).
+resource "random_password" "bot_runtime_token" {
   length  = 48
   special = false
 }
@@ -104,8 +129,11 @@ resource "kubernetes_secret_v1" "app" {
   }
 
   data = {
+    # The clients' tokens as hashes, and extra_api_tokens; "" (no token at all) opens /admin/*.
+    API_TOKENS = local.api_tokens
+    # 0.2.0's single token: its place is taken by api_tokens' admin-ui.
+    ADMIN_TOKEN = ""
     # null: generated; "" is kept (it turns the feature off).
-    ADMIN_TOKEN      = var.admin_token != null ? var.admin_token : random_password.admin_token.result
     METRICS_TOKEN    = var.metrics_token != null ? var.metrics_token : random_password.metrics_token.result
     SETTINGS_KEYRING = var.settings_keyring != null ? var.settings_keyring : "k1:${random_bytes.settings_encryption_key.base64}"
   }

@@ -14,8 +14,14 @@ output "otel_collector_metrics_url" {
 }
 
 output "admin_token" {
-  description = "Bearer token for /admin/* (give it to the admin UI's proxy)."
-  value       = kubernetes_secret_v1.app.data["ADMIN_TOKEN"]
+  description = "The admin UI's bearer token (scope admin; give it to the admin UI's proxy). The service keeps only its hash."
+  value       = local.client_tokens["admin-ui"].token
+  sensitive   = true
+}
+
+output "bot_runtime_token" {
+  description = "The bot runtime's bearer token (scope read). The service keeps only its hash."
+  value       = local.client_tokens["bot-runtime"].token
   sensitive   = true
 }
 

@@ -44,9 +44,23 @@ variable "db_ca_bundle_url" {
 }
 
 variable "admin_token" {
-  description = "Bearer token for /admin/*. null: generate one. \"\": no token, the original's open API (only if nothing but the admin UI can reach the Service)."
+  description = "The admin UI's bearer token (api_tokens entry admin-ui, scope admin; stored as its SHA-256). null: generate one. \"\": none. With no token at all (this, bot_runtime_token and extra_api_tokens all \"\"), /admin/* is the original's open API (only if nothing but the admin UI can reach the Service)."
   type        = string
   default     = null
+  sensitive   = true
+}
+
+variable "bot_runtime_token" {
+  description = "The bot runtime's bearer token (api_tokens entry bot-runtime, scope read: the list and one integration; stored as its SHA-256). null: generate one. \"\": none."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "extra_api_tokens" {
+  description = "More api_tokens entries (name:scope:sha256:HEX,...), appended as given: another client, or the next token of one during a rotation (README, \"Access\"): add it here, move the client, then make it that client's token and empty this."
+  type        = string
+  default     = ""
   sensitive   = true
 }
 

@@ -111,7 +111,11 @@ variables! {
     metrics_enabled: bool = "true";
     /// When set, `/metrics` requires `Authorization: Bearer <token>`.
     metrics_token: Option<String> = "", secret;
-    /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
+    /// `name:scope:token[,...]` (`scope` `read` or `admin`; `token` plain or `sha256:<hex>`): the
+    /// admin API's tokens. With it or `admin_token` set, `/admin/*` requires one of them
+    /// (`Config::admin_tokens`).
+    api_tokens: Option<crate::api::ApiTokens> = "", secret;
+    /// An `admin` token named `admin_token` (what 0.2.0 had, before scopes).
     admin_token: Option<String> = "", secret;
     /// `id:base64key[,id:base64key...]`, current key first: settings are sealed at rest.
     settings_keyring: Option<Keyring> = "", secret;

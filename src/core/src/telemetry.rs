@@ -29,18 +29,18 @@ impl Telemetry {
         Self { component, min_level, request_id, trace }
     }
 
-    pub fn request_done(&self, request: &Parts, status: u16, elapsed: Duration) {
+    /// The request's line; `actor` names the configured token it carried (never the token).
+    pub fn request_done(&self, request: &Parts, actor: Option<&str>, status: u16, elapsed: Duration) {
         let level = if status >= 500 { LogLevel::Warn } else { LogLevel::Info };
-        self.write(
-            level,
-            "request",
-            json!({
-                "method": request.method.as_str(),
-                "path": request.uri.path(),
-                "status": status,
-                "duration_ms": (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-            }),
-        );
+        let mut fields = Map::new();
+        fields.insert("method".into(), request.method.as_str().into());
+        fields.insert("path".into(), request.uri.path().into());
+        fields.insert("status".into(), status.into());
+        fields.insert("duration_ms".into(), json!((elapsed.as_secs_f64() * 1e6).round() / 1e3));
+        if let Some(actor) = actor {
+            fields.insert("actor".into(), actor.into());
+        }
+        self.write(level, "request", Value::Object(fields));
     }
 
     pub fn log(&self, level: LogLevel, msg: &str, fields: Value) {

@@ -170,6 +170,68 @@ fn every_secret_and_config_reference_exists_where_the_deployment_creates_it() {
     }
 }
 
+/// Least privilege: each client has its own token with no more scope than it needs (the bot
+/// runtime `read`, the admin UI `admin`), and the service's Secret holds only their hashes; the
+/// example, Terraform and the kubectl steps agree.
+#[test]
+fn each_client_gets_a_token_of_the_scope_it_needs_and_the_service_keeps_hashes() {
+    use integrations_core::api::routes::Scope;
+    use integrations_core::api::ApiTokens;
+    use integrations_core::config::Parse;
+
+    let expected = [("bot-runtime", Scope::Read), ("admin-ui", Scope::Admin)];
+    let bindings = spinapp_bindings();
+    assert_eq!(bindings["api_tokens"], "secret:integrations-app-secrets/API_TOKENS");
+    assert_eq!(bindings["admin_token"], "secret:integrations-app-secrets/ADMIN_TOKEN");
+
+    let secrets = example_secrets();
+    let app_secrets = &secrets["integrations-app-secrets"];
+    let listed = &app_secrets["API_TOKENS"];
+    let tokens = ApiTokens::parse(listed).unwrap_or_else(|why| panic!("secrets.example.yaml's API_TOKENS: {why}"));
+    let scopes: Vec<(&str, Scope)> = tokens.iter().map(|token| (token.name.as_str(), token.scope)).collect();
+    assert_eq!(scopes, expected, "secrets.example.yaml's API_TOKENS");
+    for entry in listed.split(',') {
+        assert!(entry.splitn(3, ':').nth(2).is_some_and(|secret| secret.starts_with("sha256:")), "not a hash: {entry}");
+    }
+    assert_eq!(app_secrets["ADMIN_TOKEN"], "", "the single admin token gives way to API_TOKENS");
+
+    // Terraform: the same names and scopes, stored as hashes, and the plain tokens as outputs.
+    let main = read("deploy/terraform/app/main.tf");
+    for (name, scope) in expected {
+        let block = &main[main.find(&format!("\"{name}\" = {{")).unwrap_or_else(|| panic!("main.tf: no {name}"))..];
+        let block = &block[..block.find('}').unwrap()];
+        assert!(
+            block.contains(&format!("scope = \"{}\"", scope.as_str())),
+            "main.tf: {name} is not {scope:?}: {block}"
+        );
+    }
+    for line in [
+        "\"${name}:${client.scope}:sha256:${sha256(client.token)}\"",
+        "API_TOKENS = local.api_tokens",
+        "ADMIN_TOKEN = \"\"",
+    ] {
+        assert!(
+            main.split_whitespace().collect::<String>().contains(&line.split_whitespace().collect::<String>()),
+            "main.tf: {line}"
+        );
+    }
+    let outputs = read("deploy/terraform/app/outputs.tf");
+    for (output, client) in [("admin_token", "admin-ui"), ("bot_runtime_token", "bot-runtime")] {
+        let block =
+            &outputs[outputs.find(&format!("output \"{output}\"")).unwrap_or_else(|| panic!("no output {output}"))..];
+        assert!(
+            block[..block.find('}').unwrap()].contains(&format!("local.client_tokens[\"{client}\"].token")),
+            "{output}"
+        );
+    }
+
+    // The kubectl steps make the same entries, hashed.
+    let readme = read("deploy/README.md");
+    for (name, scope) in expected {
+        assert!(readme.contains(&format!("{name}:{}:sha256:$(hash ", scope.as_str())), "deploy/README.md: {name}");
+    }
+}
+
 #[test]
 fn production_configuration_pins_postgres_and_a_db_host_matching_the_dsn() {
     let config = config_map();

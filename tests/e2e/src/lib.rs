@@ -89,6 +89,21 @@ impl Service {
         Self::around(app, backend, cluster, dsn, state)
     }
 
+    /// Another `spin up` of the app on this service's PostgreSQL database (a second replica), with
+    /// `variables` of its own and its own state directory.
+    pub async fn replica(&self, variables: &[(&str, &str)]) -> Self {
+        let Some(Cluster::Shared(fixture)) = self.cluster else {
+            panic!("replicas share the test process's PostgreSQL cluster")
+        };
+        let state = tempfile::Builder::new().prefix("e2e-state-").tempdir().expect("a state directory");
+        let options = Self::options(Some(fixture), self.dsn.as_deref(), variables);
+        let options = AppOptions { state_dir: Some(state.path().to_owned()), ..options };
+        let spin = self.spin().clone();
+        let app =
+            SpinApp::start(&spin, &options).await.unwrap_or_else(|e| panic!("a replica starts under {spin}: {e:#}"));
+        Self::around(app, self.backend, Some(Cluster::Shared(fixture)), self.dsn.clone(), state)
+    }
+
     /// Stops the app and starts it again, with `variables` instead of those it had, on the same
     /// database and state directory (as an operator changing its configuration does).
     pub async fn restart_with(&mut self, variables: &[(&str, &str)]) {

@@ -85,6 +85,13 @@ impl Spec {
         }
     }
 
+    /// Whether the description lists `status` for `method` on `path` (a concrete path).
+    pub fn documents(&self, path: &str, method: &str, status: u16) -> bool {
+        let Some(template) = self.path_template(path) else { return false };
+        !self.document["paths"][template.as_str()][method.to_ascii_lowercase()]["responses"][status.to_string()]
+            .is_null()
+    }
+
     fn resolve<'a>(&'a self, value: &'a Value) -> &'a Value {
         match value.get("$ref").and_then(Value::as_str) {
             Some(pointer) => self.document.pointer(pointer.trim_start_matches('#')).unwrap_or(value),
@@ -180,7 +187,7 @@ mod tests {
 
         let entry = json!({
             "version": 2, "recorded_at": "2026-01-06T14:02:11.482913Z", "action": "update",
-            "request_id": "r", "client_addr": null, "authenticated": false,
+            "request_id": "r", "client_addr": null, "actor": null, "authenticated": false,
             "changes": [{"field": "settings.secret", "secret": true}],
             "integration": {"name": "n", "description": "", "status": true, "settings": {"verify": "v"},
                             "secret_settings": ["secret"]}
@@ -203,6 +210,35 @@ mod tests {
         spec.check("GET", "/admin/integrations/facebook/history", 422, JSON, &query).unwrap();
         spec.check("POST", "/admin/integrations/facebook/history/1/restore", 409, JSON, br#"{"detail": "x"}"#).unwrap();
         spec.check("PUT", "/admin/integrations/facebook/history/1", 405, JSON, br#"{"detail": "x"}"#).unwrap();
+    }
+
+    /// 401 wherever a token may be needed, 403 only where a `read` token would not do, and each
+    /// operation's requirement names the scope the route table gives it.
+    #[test]
+    fn refusals_and_scopes_follow_the_route_table() {
+        use integrations_core::api::routes::{Auth, Scope, ROUTES};
+        let spec = spec();
+        for def in ROUTES {
+            let path = def.path().replace("{id}", "facebook").replace("{version}", "1");
+            for method in def.methods().into_iter().filter(|method| *method != reqwest::Method::OPTIONS) {
+                let auth = def.operation(&method).unwrap().auth;
+                let at = format!("{method} {path}");
+                let documents = |status| spec.documents(&path, method.as_str(), status);
+                let (needs_token, needs_admin) = match auth {
+                    Auth::Public => (false, false),
+                    Auth::MetricsToken => (true, false),
+                    Auth::AdminToken(scope) => (true, scope == Scope::Admin),
+                };
+                assert_eq!((documents(401), documents(403)), (needs_token, needs_admin), "{at}");
+                if let Auth::AdminToken(scope) = auth {
+                    let operation = &spec.document["paths"][def.path()][method.as_str().to_ascii_lowercase()];
+                    assert_eq!(operation["security"], json!([{}, { "apiToken": [scope.as_str()] }]), "{at}");
+                }
+                if needs_admin && method != reqwest::Method::HEAD {
+                    spec.check(method.as_str(), &path, 403, JSON, br#"{"detail": "Not enough permissions"}"#).unwrap();
+                }
+            }
+        }
     }
 
     #[test]

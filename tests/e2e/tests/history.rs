@@ -35,7 +35,7 @@ e2e::e2e_tests!(
         assert_eq!(newest["action"], "update");
         assert_eq!(newest["request_id"], "hist-req-7");
         assert!(newest["client_addr"].as_str().unwrap().starts_with("127.0.0.1:"), "{newest}");
-        assert_eq!(newest["authenticated"], false);
+        assert_eq!((&newest["actor"], &newest["authenticated"]), (&Value::Null, &json!(false)), "no token configured");
         assert_eq!(newest["integration"]["settings"], json!({"verify": "v2"}));
         assert_eq!(newest["integration"]["secret_settings"], json!(["secret", "page_access_token"]));
         assert_eq!(page["versions"][1]["changes"], json!([{"field": "settings.verify", "secret": false}]));
@@ -92,7 +92,10 @@ e2e::e2e_tests!(
         }
         let page = service.send(Method::GET, "/admin/integrations/chat_widget/history", &auth[..1], None).await.json();
         assert_eq!(versions(&page), [6, 5, 4], "{spin} {backend:?}");
-        assert_eq!(page["versions"][0]["authenticated"], true);
+        assert_eq!(
+            (&page["versions"][0]["actor"], &page["versions"][0]["authenticated"]),
+            (&json!("admin_token"), &json!(true))
+        );
         assert_eq!(page["versions"][2]["changes"], Value::Null, "the oldest kept version has no predecessor");
         let anonymous = service.get("/admin/integrations/chat_widget/history").await;
         assert_eq!(anonymous.status, 401);

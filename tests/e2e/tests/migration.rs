@@ -1,7 +1,8 @@
-//! Migrations on live databases: a database the previous release created and its users changed
-//! (committed in `fixtures/v1/`, see its README) is brought up to date with every change kept;
-//! and a third integration, added by following the README's recipe to the letter on a copy of
-//! the workspace, reaches a database this release created and one the previous release did.
+//! Migrations on live databases: databases earlier releases created and their users changed
+//! (committed in `fixtures/v1/` and `fixtures/v2/`, see their READMEs) are brought up to date with
+//! every change kept; and a third integration, added by following the README's recipe to the
+//! letter on a copy of the workspace, reaches a database this release created and one an earlier
+//! release did.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,24 +17,40 @@ use test_support::{AppOptions, PostgresFixture, SpinApp};
 /// The key the previous release sealed the fixture's Facebook secrets with.
 const V1_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1").join(name);
+/// What release 0.2.0 sealed `fixtures/v2` with, and its admin token there.
+const V2_KEY: &str = V1_KEY;
+const V2_TOKEN: &str = "fixture-v2-admin-token";
+
+/// A database as `release` (`v1`: 0.1.0, `v2`: 0.2.0) left it.
+fn fixture(release: &str, name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(release).join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A service of the build at `manifest` on a database loaded from the previous release's fixture.
+/// A service of the build at `manifest` on a database loaded from 0.1.0's fixture.
 async fn on_previous_release(spin: &Spin, backend: Backend, manifest: &Path, variables: &[(&str, &str)]) -> Service {
+    on_release("v1", spin, backend, manifest, variables).await
+}
+
+/// A service of the build at `manifest` on a database loaded from `release`'s fixture.
+async fn on_release(
+    release: &str,
+    spin: &Spin,
+    backend: Backend,
+    manifest: &Path,
+    variables: &[(&str, &str)],
+) -> Service {
     let state = tempfile::tempdir().unwrap();
     let (cluster, dsn) = match backend {
         Backend::Postgres => {
             let fixture_cluster = PostgresFixture::shared().await.expect("PostgreSQL starts");
             let dsn = e2e::fresh_database(&fixture_cluster.dsn()).await;
-            e2e::connect(&dsn).await.batch_execute(&fixture("postgres.sql")).await.expect("the fixture loads");
+            e2e::connect(&dsn).await.batch_execute(&fixture(release, "postgres.sql")).await.expect("the fixture loads");
             (Some(e2e::Cluster::Shared(fixture_cluster)), Some(dsn))
         }
         Backend::Sqlite => {
             let db = rusqlite::Connection::open(state.path().join("sqlite_db.db")).unwrap();
-            db.execute_batch(&fixture("sqlite.sql")).expect("the fixture loads");
+            db.execute_batch(&fixture(release, "sqlite.sql")).expect("the fixture loads");
             (None, None)
         }
     };
@@ -203,6 +220,60 @@ e2e::e2e_tests!(
         assert_eq!(service.put("/admin/integrations/facebook", &facebook).await.status, 200);
         let keys = service.get("/admin/keys").await.json();
         assert!(keys["live"].as_array().unwrap().iter().any(|k| k["key"] == "v1"), "{keys}");
+    }
+
+    #[on_each_backend]
+    /// Migration 4 on what 0.2.0 wrote: each version it made with its one token says
+    /// `admin_token`, the others `null`; nothing else changes, and the same token goes on writing.
+    async fn a_0_2_0_database_gets_the_actor_of_each_version(spin: &Spin, backend: Backend) {
+        let keyring = format!("k1:{V2_KEY}");
+        let variables = [("settings_keyring", keyring.as_str()), ("admin_token", V2_TOKEN)];
+        let service = on_release("v2", spin, backend, &e2e::manifest(), &variables).await;
+        let authorization = format!("Bearer {V2_TOKEN}");
+        let auth = [("authorization", authorization.as_str())];
+        let history = |id: &'static str| {
+            let service = &service;
+            async move {
+                let page = service.send(Method::GET, &format!("/admin/integrations/{id}/history"), &auth, None).await;
+                assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+                let page = page.json();
+                let versions = page["versions"].as_array().unwrap().clone();
+                versions
+                    .iter()
+                    .map(|v| (v["version"].as_i64().unwrap(), v["actor"].clone(), v["authenticated"].clone()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let (admin, open) = ((json!("admin_token"), json!(true)), (Value::Null, json!(false)));
+        let expected = |entries: &[(i64, &(Value, Value))]| -> Vec<(i64, Value, Value)> {
+            entries
+                .iter()
+                .map(|(version, (actor, authenticated))| (*version, actor.clone(), authenticated.clone()))
+                .collect()
+        };
+        assert_eq!(
+            history("chat_widget").await,
+            expected(&[(4, &admin), (3, &admin), (2, &open), (1, &open)]),
+            "{spin} {backend:?}"
+        );
+        assert_eq!(history("facebook").await, expected(&[(2, &admin), (1, &open)]), "{spin} {backend:?}");
+        let restore = service.send(Method::GET, "/admin/integrations/chat_widget/history/4", &auth, None).await.json();
+        assert_eq!((restore["request_id"].as_str(), restore["restored_from"].as_i64()), (Some("v2-auth-3"), Some(2)));
+        let facebook = service.send(Method::GET, "/admin/integrations/facebook", &auth, None).await.json();
+        assert_eq!(facebook["settings"]["secret"], "app-secret-v2", "sealed by 0.2.0, opened");
+
+        let headers = [("authorization", authorization.as_str()), ("content-type", "application/json")];
+        let put = service
+            .send(Method::PUT, "/admin/integrations/facebook", &headers, Some(br#"{"status": false}"#.to_vec()))
+            .await;
+        assert_eq!(put.status, 200);
+        assert_eq!(history("facebook").await[0], (3, json!("admin_token"), json!(true)));
+        if let Some(dsn) = &service.dsn {
+            let client = e2e::connect(dsn).await;
+            let latest: i64 =
+                client.query_one("SELECT max(version) FROM integrations_schema_migrations", &[]).await.unwrap().get(0);
+            assert_eq!(latest, LATEST);
+        }
     }
 
     #[on_each_backend]

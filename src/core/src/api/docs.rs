@@ -39,7 +39,7 @@ mod tests {
     use super::*;
     use crate::api::history::{DEFAULT_PAGE, MAX_PAGE};
     use crate::api::openapi::{document, settings_schema_name, TEMPLATE};
-    use crate::api::routes::{Auth, Browsers, RouteDef, ROUTES};
+    use crate::api::routes::{Auth, Browsers, RouteDef, Scope, ROUTES};
     use crate::api::{Route, MAX_BODY_BYTES};
     use crate::catalog::CATALOG;
     use crate::domain::{FieldError, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_SETTINGS_DEPTH};
@@ -96,6 +96,10 @@ mod tests {
             assert_eq!(described, served, "{}: the template's operations", def.path());
             for (method, operation) in operations(item) {
                 assert!(operation.get("security").is_none(), "{method} {}: security comes from the table", def.path());
+                for refusal in ["401", "403"] {
+                    let written = operation["responses"].get(refusal);
+                    assert!(written.is_none(), "{method} {}: {refusal} comes from the table", def.path());
+                }
             }
             for alias in &def.paths()[1..] {
                 let alias = &template["paths"][alias];
@@ -121,7 +125,8 @@ mod tests {
         }
     }
 
-    /// Each operation's `security` is its auth in the table (issue 20's scopes change it there).
+    /// Each operation's `security` is its auth in the table, with the scope it needs, and its
+    /// refusals follow: 401 wherever a token is needed, 403 where a `read` token would not do.
     #[test]
     fn who_may_call_each_operation_is_the_tables() {
         let spec = spec();
@@ -129,16 +134,27 @@ mod tests {
             for operation in def.operations {
                 for path in def.paths() {
                     let method = operation.method.method().as_str().to_ascii_lowercase();
-                    let security = &spec["paths"][&path][&method]["security"];
-                    let expected = match operation.auth {
-                        Auth::Public => json!([]),
-                        Auth::MetricsToken => json!([{}, {"metricsToken": []}]),
-                        Auth::AdminToken(_) => json!([{}, {"adminToken": []}]),
+                    let written = &spec["paths"][&path][&method];
+                    let (expected, refusals) = match operation.auth {
+                        Auth::Public => (json!([]), (None, None)),
+                        Auth::MetricsToken => (json!([{}, {"metricsToken": []}]), (Some("Unauthorized"), None)),
+                        Auth::AdminToken(Scope::Read) => {
+                            (json!([{}, {"apiToken": ["read"]}]), (Some("AdminUnauthorized"), None))
+                        }
+                        Auth::AdminToken(Scope::Admin) => {
+                            (json!([{}, {"apiToken": ["admin"]}]), (Some("AdminUnauthorized"), Some("Forbidden")))
+                        }
                     };
-                    assert_eq!(security, &expected, "{method} {path}");
+                    assert_eq!(written["security"], expected, "{method} {path}");
+                    let named = |status: &str| {
+                        written["responses"][status]["$ref"].as_str().map(|target| target.rsplit('/').next().unwrap())
+                    };
+                    assert_eq!((named("401"), named("403")), refusals, "{method} {path}");
                 }
             }
         }
+        let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
+        assert_eq!(schemes.keys().collect::<Vec<_>>(), ["apiToken", "metricsToken"]);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::service::{CacheUse, Service};
 use crate::store::StoreError;
 use crate::telemetry::Telemetry;
 use crate::{Component, Endpoint, Request, Response};
+pub use auth::{ApiToken, ApiTokens};
 pub use cors::CorsPolicy;
 use response::{allow_header, ApiError};
 use routes::{Auth, Browsers, PathParams, Route, RouteDef};
@@ -50,8 +51,9 @@ pub struct Call<'a> {
     body: Body,
     pub host: &'a dyn Host,
     pub telemetry: Telemetry,
-    /// Whether the request carried a configured token.
-    authenticated: bool,
+    /// The name of the configured token the request carried: the actor of its writes, and of
+    /// its log line. `None` when the operation needs no token, or none is configured.
+    caller: Option<String>,
 }
 
 impl<'a> Call<'a> {
@@ -77,9 +79,10 @@ impl<'a> Call<'a> {
     /// Who is asking, for the history.
     fn actor(&self) -> Actor {
         Actor {
+            name: self.caller.clone(),
+            authenticated: self.caller.is_some(),
             request_id: Some(self.telemetry.request_id.clone()),
             client_addr: self.header(CLIENT_ADDR).map(str::to_owned),
-            authenticated: self.authenticated,
         }
     }
 
@@ -134,7 +137,7 @@ pub fn handle<C: Component>(request: Request, host: &dyn Host) -> Response {
     let telemetry = Telemetry::start(endpoint.component(), *level.as_ref().unwrap_or(&LogLevel::Info), &parts);
     let (route, PathParams { id, version }) = Route::of(endpoint, parts.uri.path());
     let id = id.map(str::to_owned);
-    let mut call = Call { route, id, version, parts, body, host, telemetry, authenticated: false };
+    let mut call = Call { route, id, version, parts, body, host, telemetry, caller: None };
     let mut response = match level {
         // Readiness answers a misconfiguration itself, with its 503.
         Err(misconfigured) if route != Route::Readiness => {
@@ -149,7 +152,7 @@ pub fn handle<C: Component>(request: Request, host: &dyn Host) -> Response {
     if let Ok(id) = HeaderValue::from_str(&call.telemetry.request_id) {
         response.headers_mut().insert("x-request-id", id);
     }
-    call.telemetry.request_done(&call.parts, response.status().as_u16(), started.elapsed());
+    call.telemetry.request_done(&call.parts, call.caller.as_deref(), response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -185,23 +188,31 @@ fn dispatch<C: Component>(call: &mut Call) -> Response {
 }
 
 /// The method's operation, once its caller may call it: the token is checked from the headers,
-/// before any body is read.
+/// before any body is read (401 without a configured token, 403 when its scope falls short).
 fn answer<C: Component>(call: &mut Call) -> Result<Response, ApiError> {
     let def = call.route.def().ok_or(ApiError::NotFound("Not Found"))?;
     let Some(operation) = def.operation(&call.parts.method) else {
         return Err(ApiError::MethodNotAllowed(def.methods()));
     };
-    let token = match operation.auth {
+    match operation.auth {
         // `const`: a component with no guarded route leaves the token checks out.
-        _ if const { !C::ENDPOINT.guarded() } => None,
-        Auth::Public => None,
+        _ if const { !C::ENDPOINT.guarded() } => {}
+        Auth::Public => {}
         // A disabled `/metrics` is not there at all, token or not.
         Auth::MetricsToken if !call.config().metrics_enabled()? => return Err(ApiError::NotFound("Not Found")),
-        Auth::MetricsToken => call.config().metrics_token()?,
-        // Issue 20 gives tokens scopes; today the one admin token may do everything.
-        Auth::AdminToken(_scope) => call.config().admin_token()?,
-    };
-    call.authenticated = auth::require_bearer(&call.parts, token.as_deref())?;
+        Auth::MetricsToken => {
+            let expected = call.config().metrics_token()?;
+            call.caller = auth::scraper(&call.parts, expected.as_deref())?.map(str::to_owned);
+        }
+        Auth::AdminToken(needed) => {
+            let tokens = call.config().admin_tokens()?;
+            if let Some(token) = auth::caller(&call.parts, tokens.as_ref())? {
+                // Named in the log line even when refused.
+                call.caller = Some(token.name.clone());
+                token.may(needed)?;
+            }
+        }
+    }
     routes::dispatch::<C>(call.route, operation.method, call)
 }
 

@@ -4,14 +4,14 @@
 //! summary, description, parameters and responses, the schemas of the bodies, the examples. The
 //! rest is derived here, so it is stated once:
 //! - the paths, their spellings and methods, and who may call each ([`ROUTES`]): an operation's
-//!   `security`, its `HEAD` twin (`GET` without the body), its `OPTIONS` (a CORS preflight or
-//!   the methods served), the path parameters;
+//!   `security` (the scope it needs) and its 401 and 403, its `HEAD` twin (`GET` without the
+//!   body), its `OPTIONS` (a CORS preflight or the methods served), the path parameters;
 //! - each integration's settings schema, and which integration takes which ([`CATALOG`]);
 //! - the version (Cargo's).
 
 use serde_json::{json, Map, Value};
 
-use super::routes::{Auth, Browsers, RouteDef, Verb, ROUTES};
+use super::routes::{Auth, Browsers, RouteDef, Scope, Verb, ROUTES};
 use crate::catalog::{IntegrationType, Undeclared, CATALOG};
 use crate::Endpoint;
 
@@ -96,9 +96,20 @@ fn path_item(def: &RouteDef, template: &Value, index: usize, path: &str, heads: 
         let mut written =
             item.get(&method).unwrap_or_else(|| panic!("openapi.template.json lacks {method} {canonical}")).clone();
         written["security"] = security(operation.auth);
-        if reads_variables(def) {
-            written["responses"].as_object_mut().expect("responses").entry("500").or_insert_with(internal_error);
+        let responses = written["responses"].as_object_mut().expect("responses");
+        for &(status, response) in refusals(operation.auth) {
+            let hand_written =
+                responses.insert(status.into(), json!({ "$ref": format!("#/components/responses/{response}") }));
+            assert!(
+                hand_written.is_none(),
+                "openapi.template.json: {method} {canonical} lists {status}, which the route table says"
+            );
         }
+        if reads_variables(def) {
+            responses.entry("500").or_insert_with(internal_error);
+        }
+        // By status, as the hand-written ones are.
+        responses.sort_keys();
         if let Some(note) = note {
             written["summary"] = json!(format!("{} ({note})", written["summary"].as_str().unwrap_or_default()));
             written["operationId"] = json!(format!("{}{suffix}", written["operationId"].as_str().unwrap_or_default()));
@@ -124,11 +135,25 @@ fn internal_error() -> Value {
     json!({ "$ref": "#/components/responses/InternalError" })
 }
 
+/// Who may call: anyone, or (when the service has tokens) a bearer token; for the admin API's
+/// tokens, the scope the operation needs, as OpenAPI 3.1 lets a requirement name roles. `{}`: no
+/// token at all, when none is configured.
 fn security(auth: Auth) -> Value {
     match auth {
         Auth::Public => json!([]),
         Auth::MetricsToken => json!([{}, { "metricsToken": [] }]),
-        Auth::AdminToken(_) => json!([{}, { "adminToken": [] }]),
+        Auth::AdminToken(scope) => json!([{}, { "apiToken": [scope.as_str()] }]),
+    }
+}
+
+/// The refusals an operation's caller may get: 401 wherever a token is needed, 403 where a token
+/// of another scope could be presented (only `admin` operations: every token may read).
+fn refusals(auth: Auth) -> &'static [(&'static str, &'static str)] {
+    match auth {
+        Auth::Public => &[],
+        Auth::MetricsToken => &[("401", "Unauthorized")],
+        Auth::AdminToken(Scope::Read) => &[("401", "AdminUnauthorized")],
+        Auth::AdminToken(Scope::Admin) => &[("401", "AdminUnauthorized"), ("403", "Forbidden")],
     }
 }
 

@@ -5,6 +5,7 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
+use super::routes::Scope;
 use crate::config::Misconfigured;
 use crate::domain::FieldError;
 use crate::store::StoreError;
@@ -40,6 +41,8 @@ pub enum ApiError {
     MethodNotAllowed(Vec<Method>),
     /// `detail` says whether credentials were missing or wrong.
     Unauthorized(&'static str),
+    /// The token's scope does not cover the operation, which needs this one.
+    Forbidden(Scope),
     PreconditionFailed,
     /// The request is fine but the stored state does not allow it; `detail` says why.
     Conflict(String),
@@ -58,6 +61,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,6 +79,8 @@ impl ApiError {
             Self::BadRequest(detail) | Self::NotFound(detail) | Self::Unauthorized(detail) => json!(detail),
             Self::Conflict(detail) => json!(detail),
             Self::MethodNotAllowed(_) => json!("Method Not Allowed"),
+            // FastAPI's words for a scope that does not cover the operation.
+            Self::Forbidden(_) => json!("Not enough permissions"),
             Self::PreconditionFailed => json!("Integration was modified since it was read"),
             Self::PayloadTooLarge => json!("Request body too large"),
             Self::Validation(errors) => json!(errors),
@@ -105,6 +111,14 @@ impl ApiError {
             }
             Self::Unauthorized(_) => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // RFC 6750's answer to a valid token without the scope, naming the one needed.
+            Self::Forbidden(needed) => {
+                let challenge = match needed {
+                    Scope::Read => r#"Bearer error="insufficient_scope", scope="read""#,
+                    Scope::Admin => r#"Bearer error="insufficient_scope", scope="admin""#,
+                };
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             Self::Store(StoreError::Unavailable(_)) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
@@ -186,5 +200,13 @@ mod tests {
     fn unauthorized_challenges_for_a_bearer_token() {
         let response = ApiError::Unauthorized("Not authenticated").into_response();
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn forbidden_is_fastapis_403_and_names_the_scope_needed() {
+        let response = ApiError::Forbidden(Scope::Admin).into_response();
+        assert_eq!(response.status(), 403);
+        assert_eq!(body(&response), json!({"detail": "Not enough permissions"}));
+        assert_eq!(response.headers()[WWW_AUTHENTICATE], r#"Bearer error="insufficient_scope", scope="admin""#);
     }
 }

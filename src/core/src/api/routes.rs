@@ -18,19 +18,36 @@ pub enum Auth {
     Public,
     /// `metrics_token`, when one is set.
     MetricsToken,
-    /// `admin_token`, when one is set. The scope is what the operation needs: `Read` for the
-    /// reads the bot runtime makes, `Admin` for everything else. Today the one admin token has
-    /// both.
+    /// A token of `api_tokens` (or `admin_token`), when any is set, whose scope covers the one
+    /// named: `Read` for the reads the bot runtime makes, `Admin` for everything else.
     AdminToken(Scope),
 }
 
-/// What an admin token may do.
+/// What a token of the admin API may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Read integrations (the list and one item).
+    /// Read integrations (the list and one item), nothing that shows history or keys.
     Read,
-    /// Everything: writes, history, keys.
+    /// Everything: writes, history, restores, keys and re-sealing.
     Admin,
+}
+
+impl Scope {
+    /// Whether a token of this scope may call an operation that needs `needed`.
+    pub fn covers(self, needed: Scope) -> bool {
+        match (self, needed) {
+            (Self::Admin, _) | (Self::Read, Self::Read) => true,
+            (Self::Read, Self::Admin) => false,
+        }
+    }
+
+    /// As `api_tokens` and the OpenAPI description spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 /// Whether browsers on other origins call a route (the admin UI): it then answers CORS
@@ -219,7 +236,7 @@ impl RouteDef {
         self.operations.iter().copied().find(|operation| operation.method == verb)
     }
 
-    /// Whether it is under `/admin`: guarded by `admin_token`, never cached along the way.
+    /// Whether it is under `/admin`: guarded by the admin API's tokens, never cached along the way.
     pub fn is_admin(&self) -> bool {
         self.operations.iter().any(|operation| matches!(operation.auth, AdminToken(_)))
     }
@@ -364,5 +381,21 @@ mod tests {
         assert_eq!(item.operation(&Method::HEAD).unwrap().auth, AdminToken(Read));
         assert_eq!(item.operation(&Method::PUT).unwrap().auth, AdminToken(Admin));
         assert!(item.operation(&Method::DELETE).is_none());
+    }
+
+    #[test]
+    fn a_read_scope_covers_reads_only_and_admin_everything() {
+        assert!(Read.covers(Read) && !Read.covers(Admin));
+        assert!(Admin.covers(Read) && Admin.covers(Admin));
+        // What a read token may call: the list and the item, by GET (and HEAD), nothing else.
+        let readable: Vec<(String, Verb)> = ROUTES
+            .iter()
+            .flat_map(|def| def.operations.iter().map(move |operation| (def, operation)))
+            .filter(|(_, operation)| operation.auth == AdminToken(Read))
+            .map(|(def, operation)| (def.path(), operation.method))
+            .collect();
+        let expected =
+            [("/admin/integrations".to_owned(), Verb::Get), ("/admin/integrations/{id}".to_owned(), Verb::Get)];
+        assert_eq!(readable, expected);
     }
 }

@@ -213,6 +213,138 @@ fn an_admin_token_guards_admin_routes_but_not_preflight_or_health() {
     assert_eq!(host.call(Endpoint::Keys, http::Request::builder().uri("/admin/keys"), "").0, 401);
 }
 
+const TOKENS: &str = "ui:admin:ui-s3cret,bot:read:bot-s3cret";
+
+/// A request for `method` on `def`'s path (with `facebook` and version 1), carrying `token`.
+fn on_route(def: &RouteDef, method: &http::Method, token: Option<&str>) -> http::request::Builder {
+    let path = def.path().replace("{id}", "facebook").replace("{version}", "1");
+    let mut request = http::Request::builder().method(method.clone()).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.header("content-type", "application/json")
+}
+
+/// Every operation of the route table that needs a token, as (route, method, scope needed).
+fn guarded_operations() -> Vec<(&'static RouteDef, http::Method, routes::Scope)> {
+    let mut all = Vec::new();
+    for def in routes::ROUTES {
+        for method in def.methods() {
+            if let Some(Operation { auth: Auth::AdminToken(needed), .. }) = def.operation(&method) {
+                all.push((def, method, needed));
+            }
+        }
+    }
+    all
+}
+
+use routes::Operation;
+
+#[test]
+fn a_read_token_reads_and_is_refused_everything_else_with_403() {
+    let host = TestHost::new().with("api_tokens", TOKENS).with("settings_keyring", &format!("a:{KEY_A}"));
+    let operations = guarded_operations();
+    assert!(operations.len() >= 10, "{operations:?}");
+    for (def, method, needed) in &operations {
+        let body = if *method == http::Method::PUT { r#"{"status": true}"# } else { "" };
+        let (status, headers, answer) = host.call(def.endpoint, on_route(def, method, Some("bot-s3cret")), body);
+        match needed {
+            routes::Scope::Read => assert_eq!(status, 200, "{method} {}", def.path()),
+            routes::Scope::Admin => {
+                assert_eq!(status, 403, "{method} {}", def.path());
+                assert_eq!(headers["www-authenticate"], r#"Bearer error="insufficient_scope", scope="admin""#);
+                if *method != http::Method::HEAD {
+                    assert_eq!(answer, json!({"detail": "Not enough permissions"}));
+                }
+            }
+        }
+        let (status, _, _) = host.call(def.endpoint, on_route(def, method, Some("ui-s3cret")), body);
+        assert_eq!(status, 200, "admin: {method} {}", def.path());
+        for anonymous in [None, Some("nope"), Some("sha256:nope")] {
+            let (status, headers, _) = host.call(def.endpoint, on_route(def, method, anonymous), body);
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{anonymous:?}: {method} {}", def.path());
+            assert_eq!(headers["www-authenticate"], "Bearer");
+        }
+    }
+    // Only the admin token's writes happened.
+    let (_, _, page) =
+        host.call(Endpoint::History, history("GET", "facebook", "").header("authorization", "Bearer ui-s3cret"), "");
+    let actors: Vec<&str> = page["versions"].as_array().unwrap().iter().filter_map(|v| v["actor"].as_str()).collect();
+    assert!(!actors.is_empty() && actors.iter().all(|actor| *actor == "ui"), "{page}");
+}
+
+#[test]
+fn a_read_tokens_write_is_refused_before_the_body_is_read() {
+    let host = TestHost::new().with("api_tokens", TOKENS);
+    let request = item("PUT", "facebook").header("authorization", "Bearer bot-s3cret").body(Body::new(BrokenBody));
+    assert_eq!(host.send(Endpoint::Item, request.unwrap()).0, 403);
+}
+
+#[test]
+fn the_history_names_the_token_of_each_write_and_no_token_is_null() {
+    let host = TestHost::new().with("api_tokens", TOKENS).with("admin_token", "legacy-s3cret");
+    let put = |token: &str, body: &str| {
+        let request = item("PUT", "chat_widget").header("authorization", format!("Bearer {token}"));
+        assert_eq!(host.call(Endpoint::Item, request, body).0, 200);
+    };
+    put("ui-s3cret", r#"{"status": true}"#);
+    put("legacy-s3cret", r#"{"status": false}"#);
+    let restore = history("POST", "chat_widget", "/2/restore").header("authorization", "Bearer ui-s3cret");
+    assert_eq!(host.call(Endpoint::History, restore, "").0, 200);
+    let (_, _, page) =
+        host.call(Endpoint::History, history("GET", "chat_widget", "").header("authorization", "Bearer ui-s3cret"), "");
+    let who: Vec<(Value, Value)> =
+        page["versions"].as_array().unwrap().iter().map(|v| (v["actor"].clone(), v["authenticated"].clone())).collect();
+    assert_eq!(
+        who,
+        [
+            (json!("ui"), json!(true)),
+            (json!("admin_token"), json!(true)),
+            (json!("ui"), json!(true)),
+            (Value::Null, json!(false)),
+        ],
+        "{page}"
+    );
+    assert!(!page.to_string().contains("s3cret"), "{page}");
+
+    let open = TestHost::new();
+    assert_eq!(open.call(Endpoint::Item, item("PUT", "chat_widget"), r#"{"status": true}"#).0, 200);
+    let (_, _, page) = open.call(Endpoint::History, history("GET", "chat_widget", "/2"), "");
+    assert_eq!((&page["actor"], &page["authenticated"]), (&Value::Null, &json!(false)), "{page}");
+}
+
+#[test]
+fn bad_tokens_are_a_500_naming_api_tokens_and_readiness_fails_never_an_open_api() {
+    for bad in [
+        "ui:owner:x",
+        "ui:admin:a,ui:read:b",
+        "ui:admin:",
+        ":admin:x",
+        "ui:admin:sha256:abc",
+        "ui-admin-x",
+        "a:admin:x,",
+    ] {
+        let host = TestHost::new().with("api_tokens", bad);
+        for (endpoint, request) in [(Endpoint::List, list()), (Endpoint::Item, item("GET", "facebook"))] {
+            let (status, _, body) = host.call(endpoint, request, "");
+            assert_eq!(
+                (status, body["detail"].as_str()),
+                (StatusCode::INTERNAL_SERVER_ERROR, Some("Service misconfigured: api_tokens")),
+                "{bad}"
+            );
+        }
+        let (status, _, body) = host.call(Endpoint::Readiness, http::Request::builder().uri("/readiness"), "");
+        assert_eq!(
+            (status, body["detail"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("Service misconfigured: api_tokens")),
+            "{bad}"
+        );
+        // Not a token's business: the probes and the description still answer.
+        assert_eq!(host.call(Endpoint::Health, http::Request::builder().uri("/health"), "").0, 200);
+        assert_eq!(host.call(Endpoint::OpenApi, http::Request::builder().uri("/openapi.json"), "").0, 200);
+    }
+}
+
 #[test]
 fn a_database_outage_is_a_503_with_retry_after_and_readiness_fails() {
     let host = TestHost::new().down().with("cache_ttl_ms", "0");
@@ -449,8 +581,15 @@ fn every_component_is_given_exactly_the_variables_it_reads() {
     let manifest = app_manifest::Manifest::of_the_app();
     for endpoint in Endpoint::ALL {
         let mut read = std::collections::BTreeSet::new();
-        let configs: [&[(&'static str, &str)]; 2] =
-            [&[], &[("admin_token", "t"), ("metrics_token", "t"), ("settings_keyring", &format!("a:{KEY_A}"))]];
+        let configs: [&[(&'static str, &str)]; 2] = [
+            &[],
+            &[
+                ("admin_token", "t"),
+                ("api_tokens", "bot:read:r"),
+                ("metrics_token", "t"),
+                ("settings_keyring", &format!("a:{KEY_A}")),
+            ],
+        ];
         for config in configs {
             let host = config.iter().fold(TestHost::new(), |host, (name, value)| host.with(name, value));
             for def in endpoint.routes() {

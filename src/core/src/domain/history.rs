@@ -44,13 +44,18 @@ impl Action {
 /// Who asked for a write.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Actor {
+    /// The name of the token the request carried (`api_tokens`' name, or `admin_token`), never
+    /// the token. `None` when no token is configured (the API is open), and for `seed` and
+    /// `baseline`.
+    #[serde(rename = "actor")]
+    pub name: Option<String>,
+    /// Whether the request carried a configured token. Without one configured, every request is
+    /// anonymous.
+    pub authenticated: bool,
     /// The request's `X-Request-Id` (the client's, or the one this service made up).
     pub request_id: Option<String>,
     /// `ip:port` of the client, as Spin saw it.
     pub client_addr: Option<String>,
-    /// Whether the request carried the configured `admin_token`. Without one configured, every
-    /// request is anonymous.
-    pub authenticated: bool,
 }
 
 /// One version in the history.

@@ -207,6 +207,97 @@ pub const MIGRATIONS: &[Migration] = &[
             sqlite: &[],
         }],
     },
+    // Expand only: release 0.2.0 keeps reading and writing on this schema (it checks
+    // `schema_version >= 3` and calls migration 3's `integrations_write` with 18 arguments). What
+    // a later release may contract once no 0.2.0 remains: `integrations_write` and the SQLite
+    // trigger (CHANGELOG, 0.3.0).
+    Migration {
+        version: 4,
+        description: "the actor of each version: the name of the token that made it",
+        steps: &[Step::Sql {
+            postgres: &[
+                "ALTER TABLE integration_history ADD COLUMN actor text",
+                // Before 0.3.0 the one token was admin_token: an authenticated version was its.
+                "UPDATE integration_history SET actor = 'admin_token' WHERE authenticated",
+                // Migration 3's function, and the actor ($19) in the history row.
+                r#"CREATE FUNCTION integrations_write_as(text, text, text, boolean, text, text, text, text,
+                    int8[], int8[], boolean, text, int8, text, text, boolean, int8, int8, text)
+                RETURNS TABLE (verdict text, missing text, id text, name text, description text, status boolean,
+                    settings text, settings_key text, settings_keys text, version bigint, created_us bigint,
+                    updated_us bigint)
+                LANGUAGE plpgsql AS $write$
+                #variable_conflict use_column
+                BEGIN
+                  -- Writers of one integration queue here, one woken per commit (migration 3).
+                  PERFORM pg_advisory_xact_lock(2003986804, hashtext($1));
+                  RETURN QUERY
+                  WITH current AS (
+                                 SELECT * FROM integrations WHERE id = $1::text FOR UPDATE
+                               ), verdict AS (
+                                 SELECT CASE
+                                   WHEN (SELECT max(version) FROM integrations_schema_migrations) < $17::int8 THEN 'schema_behind'
+                                   WHEN NOT (($9::int8[] IS NULL OR c.version = ANY($9::int8[]))
+                                         AND NOT c.version = ANY($10::int8[]) AND NOT $11::boolean) THEN 'precondition_failed'
+                                   WHEN $8::text IS NOT NULL AND NOT (c.settings_keys::jsonb @> $8::text::jsonb) THEN 'undeclared'
+                                   ELSE 'apply' END AS verdict,
+                                 CASE WHEN $8::text IS NOT NULL THEN (
+                                   SELECT coalesce(json_agg(key), '[]')::text FROM jsonb_array_elements_text($8::text::jsonb) AS key
+                                   WHERE NOT c.settings_keys::jsonb ? key) END AS missing
+                                 FROM current AS c
+                               ), written AS (
+                                 UPDATE integrations AS i SET
+                                   name = coalesce($2::text, i.name),
+                                   description = coalesce($3::text, i.description),
+                                   status = coalesce($4::boolean, i.status),
+                                   settings = coalesce($5::text, i.settings),
+                                   settings_key = CASE WHEN $5::text IS NULL THEN i.settings_key ELSE $6::text END,
+                                   settings_keys = coalesce($7::text, i.settings_keys),
+                                   version = i.version + 1,
+                                   updated_at = greatest(now(), i.updated_at)
+                                 FROM verdict AS v
+                                 WHERE i.id = $1::text AND v.verdict = 'apply'
+                                 RETURNING i.*
+                               ), recorded AS (
+                                 INSERT INTO integration_history (integration_id, version, recorded_at, action, restored_from, name,
+                                   description, status, settings, settings_key, request_id, client_addr, authenticated, actor)
+                                 SELECT w.id, w.version, w.updated_at, $12::text, $13::int8, w.name, w.description, w.status, w.settings,
+                                   w.settings_key, $14::text, $15::text, $16::boolean, $19::text
+                                 FROM written AS w
+                               ), pruned AS (
+                                 DELETE FROM integration_history AS h USING written AS w
+                                 WHERE h.integration_id = w.id AND h.version <= w.version - $18::int8
+                               )
+                               SELECT v.verdict, v.missing, i.id, i.name, i.description, i.status, i.settings, i.settings_key, i.settings_keys, i.version,
+                                       (extract(epoch FROM i.created_at) * 1000000)::int8 AS created_us,
+                                       (extract(epoch FROM i.updated_at) * 1000000)::int8 AS updated_us
+                               FROM (SELECT 1) AS one LEFT JOIN verdict AS v ON true LEFT JOIN written AS i ON true;
+                END
+                $write$"#,
+                // 0.2.0's calls, same signature and result: what they write is recorded as the
+                // backfill above records what they wrote (their one token was admin_token).
+                r#"CREATE OR REPLACE FUNCTION integrations_write(text, text, text, boolean, text, text, text, text,
+                    int8[], int8[], boolean, text, int8, text, text, boolean, int8, int8)
+                RETURNS TABLE (verdict text, missing text, id text, name text, description text, status boolean,
+                    settings text, settings_key text, settings_keys text, version bigint, created_us bigint,
+                    updated_us bigint)
+                LANGUAGE sql AS $write$
+                  SELECT * FROM integrations_write_as($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                    $16, $17, $18, CASE WHEN $16 THEN 'admin_token' END)
+                $write$"#,
+            ],
+            sqlite: &[
+                "ALTER TABLE integration_history ADD COLUMN actor TEXT",
+                "UPDATE integration_history SET actor = 'admin_token' WHERE authenticated",
+                // 0.2.0's writes (its INSERT names no actor), recorded as on PostgreSQL.
+                "CREATE TRIGGER integration_history_actor_of_0_2_0 AFTER INSERT ON integration_history
+                 WHEN NEW.authenticated AND NEW.actor IS NULL
+                 BEGIN
+                   UPDATE integration_history SET actor = 'admin_token'
+                   WHERE integration_id = NEW.integration_id AND version = NEW.version;
+                 END",
+            ],
+        }],
+    },
 ];
 
 /// The schema version this code reads and writes.
@@ -449,6 +540,40 @@ mod tests {
             assert_eq!(digest(migration, Dialect::Postgres), *postgres, "migration {version} (PostgreSQL) was edited");
             assert_eq!(digest(migration, Dialect::Sqlite), *sqlite, "migration {version} (SQLite) was edited");
         }
+    }
+
+    /// The PostgreSQL statements of `version`.
+    fn postgres_of(version: i64) -> Vec<String> {
+        MIGRATIONS[version as usize - 1].steps.iter().flat_map(|step| statements(step, Dialect::Postgres)).collect()
+    }
+
+    /// What a caller of `function` sees of its definition in `statement`: its arguments and its
+    /// result, whitespace aside.
+    fn signature(statement: &str, function: &str) -> String {
+        let start = statement.find(&format!("FUNCTION {function}(")).expect("the function") + "FUNCTION ".len();
+        let end = statement.find("LANGUAGE").expect("its language");
+        statement[start..end].split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// Release 0.2.0 calls migration 3's `integrations_write` with 18 arguments and reads its
+    /// twelve columns: version 4 redefines it with exactly that signature and result (a
+    /// different one would be a new overload, or fail), as a call of the new function.
+    #[test]
+    fn version_4_keeps_the_write_function_release_0_2_0_calls() {
+        let released = postgres_of(3).concat();
+        let wrapper = postgres_of(4).into_iter().find(|s| s.contains("FUNCTION integrations_write(")).unwrap();
+        assert!(wrapper.contains("CREATE OR REPLACE FUNCTION integrations_write("), "{wrapper}");
+        assert_eq!(signature(&wrapper, "integrations_write"), signature(&released, "integrations_write"));
+        let new = postgres_of(4).into_iter().find(|s| s.contains("FUNCTION integrations_write_as(")).unwrap();
+        // The new one: the same, and the actor after the 18 arguments.
+        let expected = signature(&released, "integrations_write")
+            .replacen("integrations_write(", "integrations_write_as(", 1)
+            .replacen("int8, int8)", "int8, int8, text)", 1);
+        assert_eq!(signature(&new, "integrations_write_as"), expected);
+        assert!(
+            wrapper.contains("CASE WHEN $16 THEN 'admin_token' END"),
+            "0.2.0's authenticated writes were admin_token's"
+        );
     }
 
     fn plain_seeds() -> Vec<Seed> {

@@ -359,9 +359,10 @@ impl StoredVersion {
                 action: Action::parse(&action).ok_or_else(|| unexpected_shape("action"))?,
                 restored_from: row.integer("restored_from")?,
                 actor: Actor {
+                    name: row.text("actor")?,
+                    authenticated: present(row.flag("authenticated")?, "authenticated")?,
                     request_id: row.text("request_id")?,
                     client_addr: row.text("client_addr")?,
-                    authenticated: present(row.flag("authenticated")?, "authenticated")?,
                 },
             },
             name: present(row.text("name")?, "name")?,

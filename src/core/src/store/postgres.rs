@@ -49,7 +49,7 @@ pub mod statements {
     /// A history row's columns, from `h`.
     const VERSION: &str = "h.version, (extract(epoch FROM h.recorded_at) * 1000000)::int8 AS recorded_us, h.action, \
         h.restored_from, h.name, h.description, h.status, h.settings, h.settings_key, h.request_id, h.client_addr, \
-        h.authenticated";
+        h.authenticated, h.actor";
 
     pub fn list() -> String {
         format!("SELECT {}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON true ORDER BY i.seq", schema())
@@ -60,7 +60,7 @@ pub mod statements {
         format!("SELECT {}, {ROW} FROM (SELECT 1) AS one LEFT JOIN integrations AS i ON i.id = $1::text", schema())
     }
 
-    /// One statement for a whole write: the `integrations_write` function (migration 3), which
+    /// One statement for a whole write: the `integrations_write_as` function (migration 4), which
     /// locks the row first (`FOR UPDATE`), so the verdict and the update see the same version even
     /// when writers race; the update, the history record and the pruning happen only on `apply`,
     /// and nothing is written on a schema older than this code's. A function, so that PostgreSQL
@@ -70,14 +70,16 @@ pub mod statements {
     /// `$7` settings keys (JSON array), `$8` undeclared keys (JSON array), `$9` versions If-Match
     /// allows, `$10` versions If-None-Match forbids, `$11` If-None-Match is `*`, `$12` action,
     /// `$13` restored from, `$14` request id, `$15` client address, `$16` authenticated,
-    /// `$17` the schema version this code needs, `$18` versions to keep.
+    /// `$17` the schema version this code needs, `$18` versions to keep, `$19` the actor (the
+    /// token's name). (Migration 3's `integrations_write`, without `$19`, is what release 0.2.0
+    /// calls.)
     ///
     /// Yields one row: the verdict (NULL: no such row), the undeclared keys the row lacks, and
     /// the row as written.
     pub fn write() -> String {
-        "SELECT w.* FROM (SELECT 1) AS one LEFT JOIN integrations_write($1::text, $2::text, $3::text, $4::boolean, \
-         $5::text, $6::text, $7::text, $8::text, $9::int8[], $10::int8[], $11::boolean, $12::text, $13::int8, $14::text, \
-         $15::text, $16::boolean, $17::int8, $18::int8) AS w ON true"
+        "SELECT w.* FROM (SELECT 1) AS one LEFT JOIN integrations_write_as($1::text, $2::text, $3::text, \
+         $4::boolean, $5::text, $6::text, $7::text, $8::text, $9::int8[], $10::int8[], $11::boolean, $12::text, \
+         $13::int8, $14::text, $15::text, $16::boolean, $17::int8, $18::int8, $19::text) AS w ON true"
             .into()
     }
 
@@ -105,6 +107,7 @@ pub mod statements {
             ParameterValue::Boolean(write.provenance.actor.authenticated),
             ParameterValue::Int64(LATEST),
             ParameterValue::Int64(i64::from(write.retention)),
+            optional(write.provenance.actor.name.clone(), ParameterValue::Str),
         ]
     }
 

@@ -20,10 +20,10 @@ use crate::redact::short_reason;
 const ROW: &str = "id, name, description, status, settings, settings_key, settings_keys, version, \
     created_at AS created_us, updated_at AS updated_us";
 const VERSION: &str = "version, recorded_at AS recorded_us, action, restored_from, name, description, status, \
-    settings, settings_key, request_id, client_addr, authenticated";
-/// The columns of a history row, in the order of an `INSERT` (`?2` ... `?13`, `?1` the id).
+    settings, settings_key, request_id, client_addr, authenticated, actor";
+/// The columns of a history row, in the order of an `INSERT` (`?2` ... `?14`, `?1` the id).
 const VERSION_COLUMNS: &str = "version, recorded_at, action, restored_from, name, description, status, settings, \
-    settings_key, request_id, client_addr, authenticated";
+    settings_key, request_id, client_addr, authenticated, actor";
 
 pub struct SqliteStore<'a> {
     connection: Connection,
@@ -121,7 +121,7 @@ impl<'a> SqliteStore<'a> {
         )?;
         let version = version_of(&row, write);
         self.execute(
-            &format!("INSERT INTO integration_history (integration_id, {VERSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            &format!("INSERT INTO integration_history (integration_id, {VERSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
             &[
                 Value::Text(row.id.clone()),
                 Value::Integer(version.version),
@@ -136,6 +136,7 @@ impl<'a> SqliteStore<'a> {
                 optional(version.provenance.actor.request_id),
                 optional(version.provenance.actor.client_addr),
                 Value::Integer(version.provenance.actor.authenticated.into()),
+                optional(version.provenance.actor.name),
             ],
         )?;
         self.execute(

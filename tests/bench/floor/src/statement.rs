@@ -46,7 +46,12 @@ pub fn statement(method: &http::Method, id: Option<&str>, body: &[u8]) -> Option
                 provenance: Provenance {
                     action: Action::Update,
                     restored_from: None,
-                    actor: Actor { request_id: Some("bench".into()), client_addr: None, authenticated: false },
+                    actor: Actor {
+                        name: None,
+                        authenticated: false,
+                        request_id: Some("bench".into()),
+                        client_addr: None,
+                    },
                 },
                 retention: DEFAULTS.history_retention().ok()?.get(),
             };
