@@ -23,8 +23,9 @@
 //!   replaces the same token on every write, so its writes make this release's entries unusable;
 //!   but its readers fill entries under any token, idle or not. So while a 0.2.0 entry
 //!   (`integrations/list`, `integrations/item/{id}`) was filled lately ([`PREVIOUS_RELEASE_ACTIVE_MS`]
-//!   plus the TTL), a write replaces the token whatever it is. Contract this in the release after
-//!   the next (0.5.0), when no 0.2.0 replica can run beside it.
+//!   plus the TTL), a write on PostgreSQL replaces the token whatever it is (SQLite is one node:
+//!   see [`CachedStore::alone`]). Contract this in 0.4.0: its previous release is this one, whose
+//!   readers make the token used before they fill.
 //! - **Staleness is bounded**: an entry is used for at most `cache_ttl_ms`. Where the key-value
 //!   store is shared by every replica (Redis, Valkey, Azure Cosmos DB, AWS DynamoDB in
 //!   `runtime-config.toml`), every replica sees every write's generation at once, so the bound
