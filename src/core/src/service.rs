@@ -8,7 +8,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::catalog;
-use crate::config::{Config, Misconfigured};
+use crate::config::{Config, Misconfigured, Storage};
 use crate::domain::history::VersionState;
 use crate::domain::{
     Action, Actor, HistoryEntry, Integration, IntegrationId, IntegrationUpdate, Settings, Timestamp, Unreadable,
@@ -145,7 +145,12 @@ impl<'a> Service<'a> {
             match host.key_value() {
                 Ok(kv) => {
                     let serve_reads = cache == CacheUse::ReadsAndWrites;
-                    Box::new(CachedStore::new(database, kv, ttl_ms, serve_reads, on_cache_trouble))
+                    let cached = CachedStore::new(database, kv, ttl_ms, serve_reads, on_cache_trouble);
+                    // A variable read more, for a store only this node uses.
+                    match config.storage() {
+                        Ok(Storage::Sqlite) => Box::new(cached.alone()),
+                        Ok(Storage::Postgres { .. }) | Err(_) => Box::new(cached),
+                    }
                 }
                 Err(reason) => {
                     on_cache_trouble(&reason);

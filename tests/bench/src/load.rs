@@ -98,24 +98,24 @@ pub fn wrk(
     Ok(Measured { figures: parse_wrk(&text)?, peak_rss_bytes: peak.load(Ordering::Relaxed) })
 }
 
-/// wrk is the load generator; when it is missing and this runs as root (as on the project's
-/// machines), Debian's package is installed, else the run stops saying what to install.
-pub fn ensure_wrk() -> Result<()> {
-    if on_path("wrk") {
+/// `program`, from the Debian package `package`: when it is missing and this runs as root (as on
+/// the project's machines), the package is installed, else the run stops saying what to install.
+pub fn ensure_installed(program: &str, package: &str) -> Result<()> {
+    if on_path(program) {
         return Ok(());
     }
     let as_root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
         status.lines().any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
     });
     if !as_root || !on_path("apt-get") {
-        bail!("wrk is not installed: install the Debian package `wrk` (apt-get install wrk)");
+        bail!("{program} is not installed: install the Debian package `{package}` (apt-get install {package})");
     }
-    eprintln!("wrk is missing: apt-get install wrk");
-    let install = || Command::new("apt-get").args(["install", "-y", "-q", "wrk"]).status().is_ok_and(|s| s.success());
+    eprintln!("{program} is missing: apt-get install {package}");
+    let install = || Command::new("apt-get").args(["install", "-y", "-q", package]).status().is_ok_and(|s| s.success());
     if !install() {
         let _ = Command::new("apt-get").args(["update", "-q"]).status();
         if !install() {
-            bail!("wrk is not installed and `apt-get install wrk` failed: install the Debian package `wrk`");
+            bail!("{program} is not installed and `apt-get install {package}` failed: install the Debian package `{package}`");
         }
     }
     Ok(())

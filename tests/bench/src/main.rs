@@ -10,6 +10,7 @@
 
 mod fastapi;
 mod load;
+mod redis;
 mod report;
 /// The Spin floor's statements, shared with its component.
 #[path = "../floor/src/statement.rs"]
@@ -26,7 +27,8 @@ use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
 
 use fastapi::{Baseline, FastApi};
 use load::{Measured, Scripts};
-use report::{Backend, Report, Row, Table};
+use redis::Redis;
+use report::{Backend, ColdStart, Report, Row, Server, Table};
 
 /// The integration the benchmark reads and writes: `facebook` as the app and the FastAPI
 /// baseline both seed it.
@@ -215,21 +217,27 @@ fn component_sizes() -> Result<Vec<(String, u64)>> {
     Ok(sizes)
 }
 
-/// The app as a deployment runs it: its spin.toml with its runtime-config.toml (the read cache's
-/// key-value store in memory), with `log_level=warn` (the default `info` writes a log line per
-/// request, which is not what is measured here).
-fn app_options() -> AppOptions {
-    let root = test_support::workspace_root();
-    as_deployed(AppOptions {
-        runtime_config: Some(root.join("runtime-config.toml")),
-        ..AppOptions::manifest(root.join("spin.toml"))
-    })
-    .variable("log_level", "warn")
+/// The app as the README's commands run it: its spin.toml and no runtime config (Spin keeps the
+/// cache's key-value store in a SQLite file in its state directory), with `log_level=warn` (the
+/// default `info` writes a log line per request, which is not what is measured here).
+fn newcomer_options() -> AppOptions {
+    as_deployed(AppOptions::manifest(test_support::workspace_root().join("spin.toml"))).variable("log_level", "warn")
 }
 
-/// [`app_options`] on the PostgreSQL database `dsn`, whose server is at `host`.
-fn app_on_postgres(dsn: &str, host: &str) -> AppOptions {
-    app_options().variable("db_dsn", dsn).variable("db_host", host).variable("db_backend", "postgres")
+/// [`newcomer_options`] with a runtime config: `runtime-config.toml`, as a deployment runs it (the
+/// key-value store in memory), or another (the shared Redis).
+fn app_options(runtime_config: PathBuf) -> AppOptions {
+    AppOptions { runtime_config: Some(runtime_config), ..newcomer_options() }
+}
+
+/// The deployment's runtime config.
+fn deployed() -> PathBuf {
+    test_support::workspace_root().join("runtime-config.toml")
+}
+
+/// `options` on the PostgreSQL database `dsn`, whose server is at `host`.
+fn on_postgres(options: AppOptions, dsn: &str, host: &str) -> AppOptions {
+    options.variable("db_dsn", dsn).variable("db_host", host).variable("db_backend", "postgres")
 }
 
 /// Spin without `RUST_BACKTRACE`, which a developer's shell may set and a deployment does not:
@@ -248,7 +256,30 @@ struct Run {
     scripts: Scripts,
     postgres: PostgresFixture,
     baseline: Result<Baseline, String>,
+    redis: Option<Redis>,
     started: Instant,
+}
+
+/// The servers of one pass, started side by side, each measured in every cell back to back.
+struct Servers {
+    fastapi: Option<FastApi>,
+    apps: Vec<(Server, SpinApp)>,
+}
+
+impl Servers {
+    fn base_url_and_group(&self, server: Server) -> Option<(&str, u32)> {
+        match server {
+            Server::FastApi => self.fastapi.as_ref().map(|fastapi| (fastapi.base_url(), fastapi.group())),
+            _ => self.apps.iter().find(|(s, _)| *s == server).map(|(_, app)| (app.base_url(), app.pid())),
+        }
+    }
+
+    async fn stop(self) -> Result<()> {
+        for (_, app) in self.apps {
+            app.stop().await?;
+        }
+        Ok(())
+    }
 }
 
 impl Run {
@@ -262,18 +293,42 @@ impl Run {
             .with_context(|| format!("{label}, {} at {connections} connections", route.name))
     }
 
-    /// The app, the floor and FastAPI on PostgreSQL, cell by cell, back to back, so that the
-    /// machine's drift hits the three alike. The first pass also runs the pgbench floor.
+    /// A cell: `route` at `connections` on every server of `order` that runs, back to back.
+    fn cell(&self, servers: &Servers, order: &[Server], route: &Route, label: String, connections: u32) -> Result<Row> {
+        let mut cells = Vec::new();
+        for &server in order {
+            if let Some((base_url, group)) = servers.base_url_and_group(server) {
+                cells.push((server, self.measure(server.label(), base_url, group, route, connections)?));
+            }
+        }
+        Ok(Row { route: label, connections, cells })
+    }
+
+    /// The Redis runtime config for the app of pass `pass` on `backend`: a database of its own.
+    fn redis_config(&self, pass: usize, backend: Backend) -> Result<Option<PathBuf>> {
+        let database = 2 * pass as u32 + u32::from(backend == Backend::Sqlite);
+        self.redis.as_ref().map(|redis| redis.runtime_config(database)).transpose()
+    }
+
+    /// Every configuration of the app, FastAPI and the floor on PostgreSQL, cell by cell, back to
+    /// back, so that the machine's drift hits them alike. The first pass also runs the pgbench floor.
     async fn postgres_pass(&self, pass: usize, spin: &Spin, report: &mut Report) -> Result<Table> {
         let admin = self.postgres.dsn();
         let host = self.postgres.host_port();
         let app_dsn = fresh_database(&admin, &format!("bench_app_{pass}")).await?;
-        self.progress(&format!("{spin}, PostgreSQL: starting the app, the floor and FastAPI"));
-        let app = SpinApp::start(spin, &app_on_postgres(&app_dsn, &host)).await?;
-        // The app's first request creates and seeds the schema, which the floor then reads.
-        warm_up("app", app.base_url(), false).await?;
-        let uncached = SpinApp::start(spin, &app_on_postgres(&app_dsn, &host).variable("cache_ttl_ms", "0")).await?;
-        warm_up("app, cache off", uncached.base_url(), false).await?;
+        self.progress(&format!("{spin}, PostgreSQL: starting the app's configurations, the floor and FastAPI"));
+        let mut apps = Vec::new();
+        let deployed_app = SpinApp::start(spin, &on_postgres(app_options(deployed()), &app_dsn, &host)).await?;
+        // The app's first request creates and seeds the schema, which the others then find.
+        warm_up("app, deployed", deployed_app.base_url(), false).await?;
+        apps.push((Server::Deployed, deployed_app));
+        let newcomer = SpinApp::start(spin, &on_postgres(newcomer_options(), &app_dsn, &host)).await?;
+        apps.push((Server::Newcomer, newcomer));
+        if let Some(config) = self.redis_config(pass, Backend::Postgres)? {
+            apps.push((Server::Redis, SpinApp::start(spin, &on_postgres(app_options(config), &app_dsn, &host)).await?));
+        }
+        let uncached = on_postgres(app_options(deployed()), &app_dsn, &host).variable("cache_ttl_ms", "0");
+        apps.push((Server::Uncached, SpinApp::start(spin, &uncached).await?));
         let floor = SpinApp::start(
             spin,
             &as_deployed(AppOptions::manifest(test_support::workspace_root().join("tests/bench/floor/spin.toml")))
@@ -281,7 +336,10 @@ impl Run {
                 .variable("db_host", &host),
         )
         .await?;
-        warm_up("floor", floor.base_url(), true).await?;
+        apps.push((Server::Floor, floor));
+        for (server, app) in &apps {
+            warm_up(server.label(), app.base_url(), *server == Server::Floor).await?;
+        }
         let fastapi = match &self.baseline {
             Ok(baseline) => {
                 let dsn = fresh_database(&admin, &format!("bench_fastapi_{pass}")).await?;
@@ -291,21 +349,17 @@ impl Run {
             }
             Err(_) => None,
         };
+        let fastapi_dsn = fastapi.as_ref().map(|(_, dsn)| dsn.clone());
+        let servers = Servers { fastapi: fastapi.map(|(fastapi, _)| fastapi), apps };
 
-        let mut table = Table::new(spin, Backend::Postgres);
-        let cell = |route: &Route, label: String, connections: u32| -> Result<Row> {
-            let fastapi = fastapi
-                .as_ref()
-                .map(|(fastapi, _)| self.measure("FastAPI", fastapi.base_url(), fastapi.group(), route, connections))
-                .transpose()?;
-            let app = self.measure("app", app.base_url(), app.pid(), route, connections)?;
-            let uncached = self.measure("app, cache off", uncached.base_url(), uncached.pid(), route, connections)?;
-            let floor = self.measure("floor", floor.base_url(), floor.pid(), route, connections)?;
-            Ok(Row { route: label, connections, fastapi, app, uncached: Some(uncached), floor: Some(floor) })
-        };
+        let order =
+            [Server::FastApi, Server::Deployed, Server::Newcomer, Server::Redis, Server::Uncached, Server::Floor];
+        let present: Vec<Server> =
+            order.into_iter().filter(|server| servers.base_url_and_group(*server).is_some()).collect();
+        let mut table = Table::new(spin, Backend::Postgres, present.clone());
         for route in &ROUTES {
             for &connections in &self.options.connections {
-                table.rows.push(cell(route, route.name.into(), connections)?);
+                table.rows.push(self.cell(&servers, &present, route, route.name.into(), connections)?);
             }
         }
         if report.pgbench.is_empty() {
@@ -322,49 +376,110 @@ impl Run {
         }
         for size in LIST_SIZES {
             grow_postgres(&app_dsn, "integrations", size).await?;
-            if let Some((_, dsn)) = &fastapi {
+            if let Some(dsn) = &fastapi_dsn {
                 grow_postgres(dsn, "fa_integrations", size).await?;
             }
             let label = format!("{}, {size} rows", ROUTES[0].name);
-            table.rows.push(cell(&ROUTES[0], label, GROWTH_CONNECTIONS)?);
+            table.rows.push(self.cell(&servers, &present, &ROUTES[0], label, GROWTH_CONNECTIONS)?);
         }
-        app.stop().await?;
-        uncached.stop().await?;
-        floor.stop().await?;
+        servers.stop().await?;
         Ok(table)
     }
 
-    /// The app on the SQLite default (`spin up` with no DSN); FastAPI has no SQLite mode and
-    /// the floor is PostgreSQL's, so those columns repeat the PostgreSQL pass's FastAPI figures.
-    async fn sqlite_pass(&self, spin: &Spin, on_postgres: &Table) -> Result<Table> {
-        self.progress(&format!("{spin}, SQLite: starting the app"));
-        let app = SpinApp::start(spin, &app_options()).await?;
-        warm_up("app", app.base_url(), false).await?;
-        let mut table = Table::new(spin, Backend::Sqlite);
-        let cell = |route: &Route, label: String, connections: u32| -> Result<Row> {
-            let app = self.measure("app", app.base_url(), app.pid(), route, connections)?;
-            let fastapi = on_postgres.row(&label, connections).and_then(|row| row.fastapi.clone());
-            Ok(Row { route: label, connections, fastapi, app, uncached: None, floor: None })
+    /// The app on the SQLite default (`spin up` with no DSN) in each configuration; FastAPI has no
+    /// SQLite mode and the floor is PostgreSQL's, so the FastAPI column repeats the PostgreSQL
+    /// pass's figures.
+    async fn sqlite_pass(&self, pass: usize, spin: &Spin, on_postgres: &Table) -> Result<Table> {
+        self.progress(&format!("{spin}, SQLite: starting the app's configurations"));
+        let mut apps = vec![(Server::Newcomer, SpinApp::start(spin, &newcomer_options()).await?)];
+        apps.push((Server::Deployed, SpinApp::start(spin, &app_options(deployed())).await?));
+        if let Some(config) = self.redis_config(pass, Backend::Sqlite)? {
+            apps.push((Server::Redis, SpinApp::start(spin, &app_options(config)).await?));
+        }
+        for (server, app) in &apps {
+            warm_up(server.label(), app.base_url(), false).await?;
+        }
+        let servers = Servers { fastapi: None, apps };
+        let order = [Server::Deployed, Server::Newcomer, Server::Redis];
+        let present: Vec<Server> =
+            order.into_iter().filter(|server| servers.base_url_and_group(*server).is_some()).collect();
+        let mut columns = vec![Server::FastApi];
+        columns.extend(&present);
+        let mut table = Table::new(spin, Backend::Sqlite, columns);
+        let mut cell = |route: &Route, label: String, connections: u32| -> Result<()> {
+            let mut row = self.cell(&servers, &present, route, label, connections)?;
+            if let Some(fastapi) = on_postgres.row(&row.route, connections).and_then(|row| row.get(Server::FastApi)) {
+                row.cells.insert(0, (Server::FastApi, fastapi.clone()));
+            }
+            table.rows.push(row);
+            Ok(())
         };
         for route in &ROUTES {
             for &connections in &self.options.connections {
-                table.rows.push(cell(route, route.name.into(), connections)?);
+                cell(route, route.name.into(), connections)?;
             }
         }
         for size in LIST_SIZES {
-            grow_sqlite(&app.state_dir().join("sqlite_db.db"), size).await?;
-            table.rows.push(cell(&ROUTES[0], format!("{}, {size} rows", ROUTES[0].name), GROWTH_CONNECTIONS)?);
+            for (_, app) in &servers.apps {
+                grow_sqlite(&app.state_dir().join("sqlite_db.db"), size).await?;
+            }
+            cell(&ROUTES[0], format!("{}, {size} rows", ROUTES[0].name), GROWTH_CONNECTIONS)?;
         }
-        app.stop().await?;
+        servers.stop().await?;
         Ok(table)
     }
+
+    /// A fresh app with no runtime config on `backend`, and 64 requests at once as its first.
+    async fn cold_start(&self, pass: usize, spin: &Spin, backend: Backend) -> Result<ColdStart> {
+        self.progress(&format!("{spin}, {}: cold start", backend.name()));
+        let options = match backend {
+            Backend::Postgres => {
+                let dsn = fresh_database(&self.postgres.dsn(), &format!("bench_cold_{pass}")).await?;
+                on_postgres(newcomer_options(), &dsn, &self.postgres.host_port())
+            }
+            Backend::Sqlite => newcomer_options(),
+        };
+        let app = SpinApp::start(spin, &options).await?;
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let requests = (0..COLD_START_REQUESTS).map(|i| {
+            let (client, base) = (&client, app.base_url());
+            async move {
+                let item = format!("{base}/admin/integrations/{ID}");
+                let request = match i % 4 {
+                    0 => client.put(&item).header("content-type", "application/json").body(put_body(i % 8 == 0)),
+                    1 => client
+                        .put(&item)
+                        .header("content-type", "application/json")
+                        .header("if-match", "\"1\"")
+                        .body(put_body(true)),
+                    2 => client.get(&item),
+                    _ => client.get(format!("{base}/admin/integrations/")),
+                };
+                let started = Instant::now();
+                let status = request.send().await.map(|response| response.status().as_u16()).unwrap_or(0);
+                (status, started.elapsed())
+            }
+        });
+        let answers = futures::future::join_all(requests).await;
+        app.stop().await?;
+        Ok(ColdStart {
+            spin: spin.to_string(),
+            backend,
+            requests: answers.len(),
+            failed: answers.iter().filter(|(status, _)| !(200..300).contains(status) && *status != 412).count(),
+            slowest_ms: answers.iter().map(|(_, took)| took.as_secs_f64() * 1000.0).fold(0.0, f64::max),
+        })
+    }
 }
+
+/// How many first requests a cold start sends at once.
+const COLD_START_REQUESTS: usize = 64;
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = Options::parse()?;
     let started = Instant::now();
-    load::ensure_wrk()?;
+    load::ensure_installed("wrk", "wrk")?;
     if !load::on_path("pgbench") {
         bail!("pgbench is not installed: it comes with the PostgreSQL client (apt-get install postgresql-client-15)");
     }
@@ -374,14 +489,30 @@ async fn main() -> Result<()> {
     if let Err(why) = &baseline {
         eprintln!("SKIPPING the FastAPI comparison: {why}");
     }
-    let run = Run { scripts: Scripts::write()?, postgres: PostgresFixture::start().await?, baseline, started, options };
+    let redis = Redis::start().map_err(|why| format!("{why:#}"));
+    if let Err(why) = &redis {
+        eprintln!("SKIPPING the Redis column: {why}");
+    }
+    let redis_description = redis.as_ref().map(|redis| redis.version.clone()).map_err(Clone::clone);
+    let run = Run {
+        scripts: Scripts::write()?,
+        postgres: PostgresFixture::start().await?,
+        baseline,
+        redis: redis.ok(),
+        started,
+        options,
+    };
     let mut report =
         Report::new(&run.options, &spins, run.baseline.as_ref().map(|b| b.description.clone()).map_err(Clone::clone));
+    report.redis = redis_description;
     report.tools = tool_versions(&run.postgres).await?;
     for (pass, spin) in spins.iter().enumerate() {
         report.background.push((format!("before {spin}"), report::busy_percent()));
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            report.cold_starts.push(run.cold_start(pass, spin, backend).await?);
+        }
         let on_postgres = run.postgres_pass(pass, spin, &mut report).await?;
-        let on_sqlite = run.sqlite_pass(spin, &on_postgres).await?;
+        let on_sqlite = run.sqlite_pass(pass, spin, &on_postgres).await?;
         report.tables.extend([on_postgres, on_sqlite]);
         // What is measured so far, should a later pass fail.
         std::fs::write(&run.options.out, report.render())

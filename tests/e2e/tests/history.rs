@@ -100,4 +100,20 @@ e2e::e2e_tests!(
         let anonymous = service.get("/admin/integrations/chat_widget/history").await;
         assert_eq!(anonymous.status, 401);
     }
+
+    #[on_each_backend]
+    async fn lowering_retention_trims_the_history_at_the_next_write(spin: &Spin, backend: Backend) {
+        let mut service = Service::start_with(spin, backend, &[("history_retention", "40")]).await;
+        // More versions than a write prunes in one go on PostgreSQL (16), all kept.
+        for round in 0..30 {
+            let body = json!({ "description": format!("round {round}") });
+            assert_eq!(service.put("/admin/integrations/chat_widget", &body).await.status, 200);
+        }
+        let page = service.get("/admin/integrations/chat_widget/history?limit=100").await.json();
+        assert_eq!(versions(&page).len(), 31, "{spin} {backend:?}: the seed and 30 writes");
+        service.restart_with(&[("history_retention", "3")]).await;
+        assert_eq!(service.put("/admin/integrations/chat_widget", &json!({"status": true})).await.status, 200);
+        let page = service.get("/admin/integrations/chat_widget/history?limit=100").await.json();
+        assert_eq!(versions(&page), [32, 31, 30], "{spin} {backend:?}");
+    }
 );

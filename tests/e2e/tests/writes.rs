@@ -1,5 +1,6 @@
 //! The write rules, the same on both backends: PostgreSQL applies them in one PL/pgSQL statement
-//! (migration 3's `integrations_write`), SQLite in Rust (`store::decide` and `store::apply`).
+//! (migration 3's `integrations_write`, replaced by migrations 4 and 5), SQLite checks them in Rust
+//! (`store::decide`) and applies a write in one statement (migration 5's `integration_writes`).
 //! The same random sequence of requests (writes with and without `If-Match`/`If-None-Match`,
 //! undeclared settings keys, a key kept from before the catalog, restores, reads) goes to the
 //! app on PostgreSQL and on SQLite under the same Spin; every answer must be the same, and so

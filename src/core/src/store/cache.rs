@@ -4,11 +4,28 @@
 //! It keeps the API's promises:
 //! - **Writes always go to the database**, with the version check there, so ETags and `If-Match`
 //!   stay exact; a cached entry only ever answers reads.
-//! - **A writer reads its own write at once**: every write replaces a *generation* token in the
-//!   store before it answers, and an entry is only used while the generation it was filled under
-//!   is current. A reader fills an entry with the generation it read *before* it queried the
-//!   database, so an entry filled from a read that raced a write carries the old generation and
-//!   is never used after the write's token is in place.
+//! - **A writer reads its own write at once**: an entry is only used while the *generation* token
+//!   it was filled under is current, and a write replaces the token, if it must, before it
+//!   answers. A reader fills an entry with the generation it saw *before* it queried the
+//!   database, so an entry filled from a read that raced a write carries a token the write has
+//!   replaced, and is never used after it. Tokens are random and never come back.
+//! - **A write costs a key-value write only if a read was cached since the last one**: a token is
+//!   *idle* (named `idle-...`) until a reader fills an entry under it; a reader that finds an idle
+//!   token (or none) replaces it with a *used* one before it queries the database, and a write
+//!   replaces a used token with an idle one. A write that finds the token idle has nothing to
+//!   invalidate: every entry was filled under a token replaced since, and a reader that is filling
+//!   one now set its used token after this read of it, so read the database after the write's
+//!   commit. A burst of writes with no read between them (an import, a re-seal, the benchmark's
+//!   PUTs) then reads one key per write and writes none. That matters with Spin's default store
+//!   (no runtime config): a SQLite file that flushes every write to disk under a lock which every
+//!   cache read also takes, where replacing the token on every write halved PUT throughput.
+//! - **Release 0.2.0 beside this one** (a rolling upgrade on a shared store): 0.2.0 reads and
+//!   replaces the same token on every write, so its writes make this release's entries unusable;
+//!   but its readers fill entries under any token, idle or not. So while a 0.2.0 entry
+//!   (`integrations/list`, `integrations/item/{id}`) was filled lately ([`PREVIOUS_RELEASE_ACTIVE_MS`]
+//!   plus the TTL), a write on PostgreSQL replaces the token whatever it is (SQLite is one node:
+//!   see [`CachedStore::alone`]). Contract this in 0.4.0: its previous release is this one, whose
+//!   readers make the token used before they fill.
 //! - **Staleness is bounded**: an entry is used for at most `cache_ttl_ms`. Where the key-value
 //!   store is shared by every replica (Redis, Valkey, Azure Cosmos DB, AWS DynamoDB in
 //!   `runtime-config.toml`), every replica sees every write's generation at once, so the bound
@@ -34,22 +51,34 @@ use serde::{Deserialize, Serialize};
 use super::{HistoryPage, KeyUsage, ResealItem, Store, StoreError, StoredRow, StoredSettings, Write, WriteOutcome};
 use crate::domain::{IntegrationId, Timestamp};
 
-/// Replaced by every write; entries filled under another generation are not used. Every release
-/// reads and replaces this same key (its value is an opaque token), so that a write through any
-/// release's replica makes every release's entries unusable during a rolling update.
+/// The generation token: entries filled under another are not used. Every release reads and
+/// replaces this same key, so that a write through any release's replica makes every release's
+/// entries unusable during a rolling update. Release 0.2.0 writes random hex tokens and never
+/// reads their shape; this one tells an idle token by [`IDLE`].
 const GENERATION: &str = "integrations/generation";
+/// The prefix of a token no entry was filled under yet.
+const IDLE: &str = "idle-";
 /// The format of the entries ([`Entry`] and the value it holds, as JSON), named in their keys:
 /// releases sharing one store (a rolling update on a shared Redis) then never read each other's
 /// entries, whatever either changed. Format 1 is release 0.2.0's (`integrations/list`,
 /// `integrations/item/{id}`). Change it with the entries' bytes: a unit test pins them.
 const ENTRY_FORMAT: u32 = 2;
+/// How long after release 0.2.0 filled one of its entries (beyond the TTL) a write still assumes
+/// a 0.2.0 replica may be filling another under an idle token, and replaces it: a replica of it
+/// that serves the bot runtime refills its entry of an integration every `cache_ttl_ms`.
+pub const PREVIOUS_RELEASE_ACTIVE_MS: i64 = 10 * 60 * 1000;
 
 fn list_key() -> String {
     format!("integrations/cache-format-{ENTRY_FORMAT}/list")
 }
 
-fn item_key(id: &IntegrationId) -> String {
+fn item_key(id: &str) -> String {
     format!("integrations/cache-format-{ENTRY_FORMAT}/item/{id}")
+}
+
+/// Release 0.2.0's keys for the entries a write of `id` changes (format 1).
+fn previous_release_keys(id: &str) -> [String; 2] {
+    ["integrations/list".to_owned(), format!("integrations/item/{id}")]
 }
 
 /// The key-value operations the cache needs: Spin's store on the host, a map in tests.
@@ -89,6 +118,8 @@ pub struct CachedStore<'a> {
     serve_reads: bool,
     /// Called with a short reason when the key-value store fails (the cache then steps aside).
     on_trouble: Box<dyn Fn(&str) + 'a>,
+    /// Whether a replica of release 0.2.0 may share this store ([`PREVIOUS_RELEASE_ACTIVE_MS`]).
+    previous_release_may_share: bool,
 }
 
 impl<'a> CachedStore<'a> {
@@ -99,7 +130,16 @@ impl<'a> CachedStore<'a> {
         serve_reads: bool,
         on_trouble: Box<dyn Fn(&str) + 'a>,
     ) -> Self {
-        Self { inner, kv, ttl_ms: i64::from(ttl_ms), serve_reads, on_trouble }
+        Self { inner, kv, ttl_ms: i64::from(ttl_ms), serve_reads, on_trouble, previous_release_may_share: true }
+    }
+
+    /// For a store no replica of release 0.2.0 can share: on SQLite, which is one node (a fleet
+    /// runs on PostgreSQL). Its writes then skip looking for 0.2.0's entries, two key-value reads
+    /// that, at 64 concurrent writers on the SQLite default, tripled the p99 of a PUT (every
+    /// key-value call blocks one of Spin's few runtime threads while writers wait for SQLite's
+    /// lock).
+    pub fn alone(self) -> Self {
+        Self { previous_release_may_share: false, ..self }
     }
 
     fn read<T: Serialize + DeserializeOwned>(
@@ -110,8 +150,8 @@ impl<'a> CachedStore<'a> {
         if !self.serve_reads {
             return fill();
         }
-        let generation = match self.kv.get(GENERATION) {
-            Ok(generation) => generation.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+        let generation = match self.generation() {
+            Ok(generation) => generation,
             Err(reason) => {
                 (self.on_trouble)(&reason);
                 return fill();
@@ -119,19 +159,34 @@ impl<'a> CachedStore<'a> {
         };
         let started_us = Timestamp::now().0;
         let now = started_us / 1000;
-        let cached = self.kv.get(key).ok().flatten().and_then(|bytes| serde_json::from_slice::<Entry<T>>(&bytes).ok());
-        if let Some(entry) = cached {
-            let age_ms = now - entry.filled_ms;
-            if entry.generation == generation
-                && (0..self.ttl_ms).contains(&age_ms)
-                && !refresh_early(age_ms, entry.cost_us, self.ttl_ms, uniform)
-            {
-                return Ok(entry.value);
+        if let Some(generation) = generation.as_deref().filter(|token| !is_idle(token)) {
+            let cached =
+                self.kv.get(key).ok().flatten().and_then(|bytes| serde_json::from_slice::<Entry<T>>(&bytes).ok());
+            if let Some(entry) = cached {
+                let age_ms = now - entry.filled_ms;
+                if entry.generation.as_deref() == Some(generation)
+                    && (0..self.ttl_ms).contains(&age_ms)
+                    && !refresh_early(age_ms, entry.cost_us, self.ttl_ms, uniform)
+                {
+                    return Ok(entry.value);
+                }
             }
         }
+        // A fill: under a used token, set before the database is read if there is none yet.
+        let generation = match generation {
+            Some(token) if !is_idle(&token) => token,
+            Some(_) | None => {
+                let token = new_token("");
+                if let Err(reason) = self.kv.set(GENERATION, token.as_bytes()) {
+                    (self.on_trouble)(&reason);
+                    return fill();
+                }
+                token
+            }
+        };
         let value = fill()?;
         let cost_us = Timestamp::now().0 - started_us;
-        let entry = Entry { generation, filled_ms: now, cost_us, value };
+        let entry = Entry { generation: Some(generation), filled_ms: now, cost_us, value };
         let bytes = serde_json::to_vec(&entry).expect("entries always serialize");
         if let Err(reason) = self.kv.set(key, &bytes) {
             (self.on_trouble)(&reason);
@@ -139,18 +194,71 @@ impl<'a> CachedStore<'a> {
         Ok(entry.value)
     }
 
-    /// Makes every entry filled so far unusable. Runs after the database committed and before the
-    /// response is sent.
-    fn invalidate(&self) {
-        let mut token = [0u8; 16];
-        let token = match getrandom::fill(&mut token) {
-            Ok(()) => token.iter().map(|byte| format!("{byte:02x}")).collect::<String>(),
-            Err(_) => format!("{}", Timestamp::now().0),
+    fn generation(&self) -> Result<Option<String>, String> {
+        Ok(self.kv.get(GENERATION)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Makes every entry filled so far unusable, after a write of integration `id`. Runs after the
+    /// database committed and before the response is sent.
+    fn invalidate(&self, id: &str) {
+        if self.must_replace(id) {
+            self.replace();
+        }
+    }
+
+    /// Whether an entry may be in use, or being filled, under the current token: it is used (or
+    /// the store failed to say), or release 0.2.0 is about.
+    fn must_replace(&self, id: &str) -> bool {
+        let idle = match self.generation() {
+            Ok(Some(token)) => is_idle(&token),
+            Ok(None) => true,
+            Err(reason) => {
+                (self.on_trouble)(&reason);
+                false
+            }
         };
-        if let Err(reason) = self.kv.set(GENERATION, token.as_bytes()) {
+        !idle || (self.previous_release_may_share && self.previous_release_active(id))
+    }
+
+    /// Replaces the token by an idle one.
+    fn replace(&self) {
+        if let Err(reason) = self.kv.set(GENERATION, new_token(IDLE).as_bytes()) {
             (self.on_trouble)(&reason);
         }
     }
+
+    /// Whether release 0.2.0 filled an entry a write of `id` changes lately (see
+    /// [`PREVIOUS_RELEASE_ACTIVE_MS`]). Its entries are read for the time they were filled only.
+    fn previous_release_active(&self, id: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Filled {
+            filled_ms: i64,
+        }
+        let now = Timestamp::now().0 / 1000;
+        previous_release_keys(id).iter().any(|key| match self.kv.get(key) {
+            Ok(bytes) => bytes
+                .and_then(|bytes| serde_json::from_slice::<Filled>(&bytes).ok())
+                .is_some_and(|entry| now - entry.filled_ms < self.ttl_ms + PREVIOUS_RELEASE_ACTIVE_MS),
+            Err(reason) => {
+                (self.on_trouble)(&reason);
+                true
+            }
+        })
+    }
+}
+
+fn is_idle(token: &str) -> bool {
+    token.starts_with(IDLE)
+}
+
+/// A fresh random token (128 bits, in hex) after `prefix`.
+fn new_token(prefix: &str) -> String {
+    let mut token = [0u8; 16];
+    let random = match getrandom::fill(&mut token) {
+        Ok(()) => token.iter().map(|byte| format!("{byte:02x}")).collect::<String>(),
+        Err(_) => format!("{}", Timestamp::now().0),
+    };
+    format!("{prefix}{random}")
 }
 
 /// Whether a reader should refresh an entry of `age_ms` that took `cost_us` to fill, given `u`
@@ -185,13 +293,13 @@ impl Store for CachedStore<'_> {
     }
 
     fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
-        self.read(&item_key(id), || self.inner.get(id))
+        self.read(&item_key(id.as_str()), || self.inner.get(id))
     }
 
     fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
         let outcome = self.inner.write(write)?;
         if matches!(outcome, WriteOutcome::Written(_)) {
-            self.invalidate();
+            self.invalidate(write.id.as_str());
         }
         Ok(outcome)
     }
@@ -212,7 +320,7 @@ impl Store for CachedStore<'_> {
         // Entries hold the old ciphertext, which may stop opening once its key leaves the ring.
         let replaced = self.inner.replace_sealed(item, sealed)?;
         if replaced {
-            self.invalidate();
+            self.invalidate(&item.id);
         }
         Ok(replaced)
     }
@@ -300,22 +408,150 @@ pub mod tests {
         assert!(!reader.get(&widget()).unwrap().unwrap().status);
     }
 
+    /// A key-value store that runs `hook(step)` before each of its operations, counting them.
+    struct HookedKv {
+        kv: MemoryKv,
+        step: Rc<std::cell::Cell<usize>>,
+        hook: Rc<dyn Fn(usize)>,
+    }
+
+    impl HookedKv {
+        fn tick(&self) {
+            let step = self.step.get();
+            self.step.set(step + 1);
+            (self.hook)(step);
+        }
+    }
+
+    impl KeyValue for HookedKv {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            self.tick();
+            self.kv.get(key)
+        }
+
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+            self.tick();
+            self.kv.set(key, value)
+        }
+    }
+
     #[test]
-    fn a_fill_that_raced_a_write_is_never_used_after_it() {
+    fn a_fill_that_raced_a_write_is_never_used_after_it_whatever_the_interleaving() {
+        // One reader fills an entry, step by step: the token, the entry or a new token, the
+        // database, the entry stored (4 steps, 5 places a step of the writer can go). The writer
+        // commits, reads the token, and replaces it if it must: 3 steps, each in any place, in
+        // order. Once both are done, a read must see the write. The reader starts from each state
+        // a token can be in: none, idle (a write since the last fill), used (filled since).
+        for start in ["none", "idle", "used"] {
+            let mut places = 0;
+            for commit in 0..5 {
+                for check in commit..5 {
+                    for replace in check..5 {
+                        let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
+                        let plain = cached(&db, &kv, 60_000);
+                        match start {
+                            "none" => {}
+                            "idle" => {
+                                plain.get(&widget()).unwrap();
+                                plain.replace();
+                            }
+                            _ => drop(plain.get(&widget()).unwrap()),
+                        }
+                        let must = Rc::new(std::cell::Cell::new(false));
+                        let writer = {
+                            let (db, kv, must) = (db.clone(), kv.clone(), must.clone());
+                            move |step: usize| {
+                                let writer = cached(&db, &kv, 60_000);
+                                if step == commit {
+                                    db.write(&toggle("chat_widget")).unwrap();
+                                }
+                                if step == check {
+                                    must.set(writer.must_replace("chat_widget"));
+                                }
+                                if step == replace && must.get() {
+                                    writer.replace();
+                                }
+                            }
+                        };
+                        let writer: Rc<dyn Fn(usize)> = Rc::new(writer);
+                        let step = Rc::new(std::cell::Cell::new(0));
+                        let hooked = HookedKv { kv: kv.clone(), step: step.clone(), hook: writer.clone() };
+                        let reader =
+                            CachedStore::new(Box::new(db.clone()), Box::new(hooked), 60_000, true, Box::new(|_| {}));
+                        reader
+                            .read(&item_key("chat_widget"), || {
+                                let step = step.get();
+                                writer(step); // the database read is a place too
+                                drop(db.get(&widget()));
+                                Ok(db.get(&widget())?)
+                            })
+                            .unwrap();
+                        for rest in step.get()..5 {
+                            writer(rest);
+                        }
+                        let after = plain.get(&widget()).unwrap().unwrap();
+                        assert!(!after.status, "from {start}: commit {commit}, check {check}, replace {replace}");
+                        places += 1;
+                    }
+                }
+            }
+            assert_eq!(places, 35);
+        }
+    }
+
+    #[test]
+    fn writes_with_no_cached_read_since_the_last_write_leave_the_store_alone() {
         let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
         let cache = cached(&db, &kv, 60_000);
-        // A reader reads the generation, then the database; a write commits and replaces the
-        // generation; then the reader's fill lands. Simulated: the fill carries the old one.
-        let old_generation = kv.get(GENERATION).unwrap();
+        let token = || String::from_utf8(kv.get(GENERATION).unwrap().unwrap()).unwrap();
         cache.write(&toggle("chat_widget")).unwrap();
-        let stale = Entry {
-            generation: old_generation.map(|g| String::from_utf8(g).unwrap()),
-            filled_ms: now_ms(),
-            cost_us: 0,
-            value: MemoryStore::seeded().get(&widget()).unwrap(),
+        assert_eq!(kv.get(GENERATION).unwrap(), None, "nothing was ever cached: nothing to do");
+        cache.get(&widget()).unwrap();
+        let used = token();
+        assert!(!is_idle(&used));
+        cache.write(&toggle("chat_widget")).unwrap();
+        let idle = token();
+        assert!(is_idle(&idle) && idle != used, "{idle}");
+        for _ in 0..3 {
+            cache.write(&toggle("chat_widget")).unwrap();
+        }
+        assert_eq!(token(), idle, "no read since: the token stays");
+        cache.list().unwrap();
+        assert!(!is_idle(&token()));
+        cache.write(&toggle("chat_widget")).unwrap();
+        assert!(is_idle(&token()) && token() != idle);
+    }
+
+    #[test]
+    fn while_release_0_2_0_fills_its_entries_every_write_replaces_the_token() {
+        let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
+        let cache = cached(&db, &kv, 60_000);
+        cache.write(&toggle("chat_widget")).unwrap();
+        // A 0.2.0 replica fills its entry of the widget under whatever token it finds (an idle
+        // one): this release's write must make that entry unusable too.
+        let generation = kv.get(GENERATION).unwrap().map(|g| String::from_utf8(g).unwrap());
+        let previous = |filled_ms: i64| {
+            serde_json::to_vec(&serde_json::json!({"generation": generation, "filled_ms": filled_ms, "value": null}))
+                .unwrap()
         };
-        kv.set(&item_key(&widget()), &serde_json::to_vec(&stale).unwrap()).unwrap();
-        assert!(!cache.get(&widget()).unwrap().unwrap().status, "the stale fill is not used");
+        kv.set("integrations/item/chat_widget", &previous(now_ms())).unwrap();
+        cache.write(&toggle("chat_widget")).unwrap();
+        assert_ne!(kv.get(GENERATION).unwrap().map(|g| String::from_utf8(g).unwrap()), generation);
+        // Its list counts for every integration; entries filled long ago do not count.
+        let ago = now_ms() - 60_000 - PREVIOUS_RELEASE_ACTIVE_MS - 1;
+        kv.set("integrations/item/chat_widget", &previous(ago)).unwrap();
+        kv.set("integrations/list", &previous(now_ms())).unwrap();
+        let before = kv.get(GENERATION).unwrap();
+        cache.write(&toggle("facebook")).unwrap();
+        assert_ne!(kv.get(GENERATION).unwrap(), before);
+        kv.set("integrations/list", &previous(ago)).unwrap();
+        let before = kv.get(GENERATION).unwrap();
+        cache.write(&toggle("chat_widget")).unwrap();
+        assert_eq!(kv.get(GENERATION).unwrap(), before, "0.2.0 gone: an idle token stays");
+        // On a store 0.2.0 cannot share (SQLite's), its entries are not looked for.
+        kv.set("integrations/list", &previous(now_ms())).unwrap();
+        cached(&db, &kv, 60_000).alone().write(&toggle("chat_widget")).unwrap();
+        assert_eq!(kv.get(GENERATION).unwrap(), before);
     }
 
     #[test]
@@ -345,7 +581,7 @@ pub mod tests {
         let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
         let cache = cached(&db, &kv, 60_000);
         cache.get(&widget()).unwrap();
-        let key = &item_key(&widget());
+        let key = &item_key(widget().as_str());
         let mut entry: Entry<Option<StoredRow>> = serde_json::from_slice(&kv.get(key).unwrap().unwrap()).unwrap();
         assert!(entry.cost_us >= 0);
         // Filled 59.9 s ago by a read that took an hour: any reader now refreshes it.
@@ -362,13 +598,14 @@ pub mod tests {
     fn entries_of_the_previous_release_without_a_cost_are_still_used() {
         let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
         let cache = cached(&db, &kv, 60_000);
+        cache.list().unwrap(); // a used token
         let generation = kv.get(GENERATION).unwrap().map(|g| String::from_utf8(g).unwrap());
         let old = serde_json::json!({
             "generation": generation,
             "filled_ms": now_ms(),
             "value": MemoryStore::seeded().get(&widget()).unwrap(),
         });
-        kv.set(&item_key(&widget()), &serde_json::to_vec(&old).unwrap()).unwrap();
+        kv.set(&item_key(widget().as_str()), &serde_json::to_vec(&old).unwrap()).unwrap();
         db.write(&toggle("chat_widget")).unwrap(); // around the cache
         assert!(cache.get(&widget()).unwrap().unwrap().status, "served from the old entry");
     }
@@ -398,7 +635,7 @@ pub mod tests {
                     .to_owned()
             )
         );
-        assert_eq!(item_key(&widget()), "integrations/cache-format-2/item/chat_widget");
+        assert_eq!(item_key(widget().as_str()), "integrations/cache-format-2/item/chat_widget");
         assert_eq!(list_key(), "integrations/cache-format-2/list");
     }
 }

@@ -298,6 +298,114 @@ pub const MIGRATIONS: &[Migration] = &[
             ],
         }],
     },
+    // Expand only, as version 4: release 0.2.0's `integrations_write` (version 4's wrapper) calls
+    // the function replaced here with the same arguments and result, and 0.2.0's SQLite writes
+    // do not use the view.
+    Migration {
+        version: 5,
+        description: "SQLite writes as one statement; history pruned by a bounded index range",
+        steps: &[Step::Sql {
+            // The same function as version 4's, with the same arguments and result, whose history
+            // pruning stays an index range scan between vacuums.
+            postgres: &[
+                r#"CREATE OR REPLACE FUNCTION integrations_write_as(text, text, text, boolean, text, text, text, text,
+                    int8[], int8[], boolean, text, int8, text, text, boolean, int8, int8, text)
+                RETURNS TABLE (verdict text, missing text, id text, name text, description text, status boolean,
+                    settings text, settings_key text, settings_keys text, version bigint, created_us bigint,
+                    updated_us bigint)
+                LANGUAGE plpgsql AS $write$
+                #variable_conflict use_column
+                BEGIN
+                  -- Writers of one integration queue here, one woken per commit (migration 3).
+                  PERFORM pg_advisory_xact_lock(2003986804, hashtext($1));
+                  RETURN QUERY
+                  WITH current AS (
+                                 SELECT * FROM integrations WHERE id = $1::text FOR UPDATE
+                               ), verdict AS (
+                                 SELECT CASE
+                                   WHEN (SELECT max(version) FROM integrations_schema_migrations) < $17::int8 THEN 'schema_behind'
+                                   WHEN NOT (($9::int8[] IS NULL OR c.version = ANY($9::int8[]))
+                                         AND NOT c.version = ANY($10::int8[]) AND NOT $11::boolean) THEN 'precondition_failed'
+                                   WHEN $8::text IS NOT NULL AND NOT (c.settings_keys::jsonb @> $8::text::jsonb) THEN 'undeclared'
+                                   ELSE 'apply' END AS verdict,
+                                 CASE WHEN $8::text IS NOT NULL THEN (
+                                   SELECT coalesce(json_agg(key), '[]')::text FROM jsonb_array_elements_text($8::text::jsonb) AS key
+                                   WHERE NOT c.settings_keys::jsonb ? key) END AS missing
+                                 FROM current AS c
+                               ), written AS (
+                                 UPDATE integrations AS i SET
+                                   name = coalesce($2::text, i.name),
+                                   description = coalesce($3::text, i.description),
+                                   status = coalesce($4::boolean, i.status),
+                                   settings = coalesce($5::text, i.settings),
+                                   settings_key = CASE WHEN $5::text IS NULL THEN i.settings_key ELSE $6::text END,
+                                   settings_keys = coalesce($7::text, i.settings_keys),
+                                   version = i.version + 1,
+                                   updated_at = greatest(now(), i.updated_at)
+                                 FROM verdict AS v
+                                 WHERE i.id = $1::text AND v.verdict = 'apply'
+                                 RETURNING i.*
+                               ), recorded AS (
+                                 INSERT INTO integration_history (integration_id, version, recorded_at, action, restored_from, name,
+                                   description, status, settings, settings_key, request_id, client_addr, authenticated, actor)
+                                 SELECT w.id, w.version, w.updated_at, $12::text, $13::int8, w.name, w.description, w.status, w.settings,
+                                   w.settings_key, $14::text, $15::text, $16::boolean, $19::text
+                                 FROM written AS w
+                               ), pruned AS (
+                                 -- The versions that fall out of retention: one per write, unless
+                                 -- history_retention was lowered. A bounded range, so that the
+                                 -- plan is an index scan whatever the table's statistics say, and
+                                 -- it never walks the index entries of versions pruned before
+                                 -- (dead until the next vacuum: 60,000 a minute at 1,000 PUT/s).
+                                 DELETE FROM integration_history AS h USING written AS w
+                                 WHERE h.integration_id = w.id AND h.version <= w.version - $18::int8
+                                   AND h.version > w.version - $18::int8 - 16
+                                 RETURNING 1
+                               ), pruned_further AS (
+                                 -- Only when the range above was full: retention was lowered.
+                                 DELETE FROM integration_history AS h USING written AS w
+                                 WHERE (SELECT count(*) FROM pruned) = 16
+                                   AND h.integration_id = w.id AND h.version <= w.version - $18::int8 - 16
+                               )
+                               SELECT v.verdict, v.missing, i.id, i.name, i.description, i.status, i.settings, i.settings_key, i.settings_keys, i.version,
+                                       (extract(epoch FROM i.created_at) * 1000000)::int8 AS created_us,
+                                       (extract(epoch FROM i.updated_at) * 1000000)::int8 AS updated_us
+                               FROM (SELECT 1) AS one LEFT JOIN verdict AS v ON true LEFT JOIN written AS i ON true;
+                END
+                $write$"#,
+            ],
+            sqlite: &[
+                "CREATE VIEW integration_writes AS SELECT
+                    NULL AS id, NULL AS read_version, NULL AS name, NULL AS description, NULL AS status,
+                    NULL AS settings, NULL AS settings_key, NULL AS settings_keys, NULL AS now, NULL AS action,
+                    NULL AS restored_from, NULL AS request_id, NULL AS client_addr, NULL AS authenticated,
+                    NULL AS retention, NULL AS actor
+                 WHERE false",
+                "CREATE TRIGGER integration_writes INSTEAD OF INSERT ON integration_writes BEGIN
+                    SELECT RAISE(IGNORE) WHERE NOT EXISTS (SELECT 1 FROM integrations
+                        WHERE id = NEW.id AND (NEW.read_version IS NULL OR version = NEW.read_version));
+                    UPDATE integrations SET
+                        name = coalesce(NEW.name, name),
+                        description = coalesce(NEW.description, description),
+                        status = coalesce(NEW.status, status),
+                        settings = coalesce(NEW.settings, settings),
+                        settings_key = CASE WHEN NEW.settings IS NULL THEN settings_key ELSE NEW.settings_key END,
+                        settings_keys = coalesce(NEW.settings_keys, settings_keys),
+                        version = version + 1,
+                        updated_at = max(NEW.now, updated_at)
+                    WHERE id = NEW.id;
+                    INSERT INTO integration_history (integration_id, version, recorded_at, action, restored_from,
+                        name, description, status, settings, settings_key, request_id, client_addr, authenticated,
+                        actor)
+                    SELECT id, version, updated_at, NEW.action, NEW.restored_from, name, description, status,
+                        settings, settings_key, NEW.request_id, NEW.client_addr, NEW.authenticated, NEW.actor
+                    FROM integrations WHERE id = NEW.id;
+                    DELETE FROM integration_history WHERE integration_id = NEW.id
+                        AND version <= (SELECT version FROM integrations WHERE id = NEW.id) - NEW.retention;
+                END",
+            ],
+        }],
+    },
 ];
 
 /// The schema version this code reads and writes.

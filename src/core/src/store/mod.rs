@@ -230,7 +230,8 @@ impl From<Misconfigured> for StoreError {
 }
 
 /// What a write does to `current`, by the rules PostgreSQL's write statement encodes in SQL;
-/// SQLite and the in-memory test store apply them here, inside their transaction.
+/// SQLite applies them here to the row it read, and writes only if that row is still current (a
+/// write that [`applies_to_any_row`] needs no read at all), as does the in-memory test store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {
     Apply,
@@ -256,7 +257,18 @@ fn decide(current: &StoredRow, write: &Write) -> Verdict {
     }
 }
 
-/// `current` with `write` applied, as the new version.
+/// Whether [`decide`] says `Apply` to `write` on any row: no precondition names a version
+/// (`If-Match: *` only asks that the row exists) and no undeclared setting needs the stored
+/// row's keys. Such a write can be applied to the row as it is when the write runs, unread.
+fn applies_to_any_row(write: &Write) -> bool {
+    matches!(write.conditions.if_match, None | Some(crate::domain::Precondition::Exists))
+        && write.conditions.if_none_match.is_none()
+        && write.settings.iter().all(|settings| settings.undeclared.is_empty())
+}
+
+/// `current` with `write` applied, as the new version. The databases do this in SQL (PostgreSQL's
+/// write function, SQLite's write trigger); the in-memory test store here.
+#[cfg(test)]
 fn apply(current: &StoredRow, write: &Write, now: i64) -> StoredRow {
     let mut row = current.clone();
     if let Some(name) = &write.name {
@@ -278,6 +290,7 @@ fn apply(current: &StoredRow, write: &Write, now: i64) -> StoredRow {
 }
 
 /// The history row a written version adds.
+#[cfg(test)]
 fn version_of(row: &StoredRow, write: &Write) -> StoredVersion {
     StoredVersion {
         version: row.version,
@@ -458,6 +471,22 @@ mod tests {
         let written = apply(&row(), &write(&[], None), 10);
         assert_eq!((written.version, written.status, written.name.as_str()), (4, false, "Chat Widget"));
         assert_eq!((written.updated_at, written.created_at), (10, 1));
+    }
+
+    #[test]
+    fn a_write_that_applies_to_any_row_is_applied_whatever_the_row() {
+        let any = [row(), StoredRow { version: 17, settings_keys: vec![], ..row() }];
+        let star = WriteConditions { if_match: Some(Precondition::parse_if_match("*")), if_none_match: None };
+        for write in [write(&[], None), Write { conditions: star, ..write(&[], None) }] {
+            assert!(applies_to_any_row(&write));
+            assert!(any.iter().all(|current| decide(current, &write) == Verdict::Apply));
+        }
+        // Versions named by a precondition, or undeclared names, depend on the row.
+        assert!(!applies_to_any_row(&write(&[], Some(r#""3""#))));
+        assert!(!applies_to_any_row(&write(&["color"], None)));
+        let none_match =
+            WriteConditions { if_match: None, if_none_match: Some(Precondition::parse_if_none_match("*")) };
+        assert!(!applies_to_any_row(&Write { conditions: none_match, ..write(&[], None) }));
     }
 
     #[test]
