@@ -2,7 +2,7 @@
 //! opened with the keyring on the way out and sealed on the way in, writes carry who made them,
 //! and history versions are compared to say what changed. No HTTP here, no SQL.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -137,7 +137,7 @@ impl<'a> Service<'a> {
             let keyring = Rc::clone(&seeding);
             host.open_database(&config.storage()?, Box::new(move || seeds(keyring.get()?)))
         };
-        let database: Box<dyn Store + 'a> = Box::new(Lazy { open: Box::new(open), store: OnceCell::new() });
+        let database: Box<dyn Store + 'a> = Box::new(Lazy { open: Box::new(open), store: RefCell::new(None) });
         let ttl_ms = if cache == CacheUse::None { 0 } else { config.cache_ttl_ms()? };
         let store: Box<dyn Store + 'a> = if ttl_ms == 0 {
             database
@@ -380,16 +380,17 @@ fn report(keyring: Option<&Keyring>, usage: &KeyUsage) -> KeyReport {
 /// The database, opened on first use.
 struct Lazy<'a> {
     open: Box<dyn Fn() -> Result<Box<dyn Store + 'a>, StoreError> + 'a>,
-    store: OnceCell<Box<dyn Store + 'a>>,
+    store: RefCell<Option<Rc<dyn Store + 'a>>>,
 }
 
 impl<'a> Lazy<'a> {
-    fn store(&self) -> Result<&(dyn Store + 'a), StoreError> {
-        if let Some(store) = self.store.get() {
-            return Ok(store.as_ref());
+    fn store(&self) -> Result<Rc<dyn Store + 'a>, StoreError> {
+        if let Some(store) = self.store.borrow().as_ref() {
+            return Ok(Rc::clone(store));
         }
-        let store = (self.open)()?;
-        Ok(self.store.get_or_init(|| store).as_ref())
+        let store: Rc<dyn Store + 'a> = Rc::from((self.open)()?);
+        *self.store.borrow_mut() = Some(Rc::clone(&store));
+        Ok(store)
     }
 }
 
@@ -424,5 +425,9 @@ impl Store for Lazy<'_> {
 
     fn ping(&self) -> Result<(), StoreError> {
         self.store()?.ping()
+    }
+
+    fn close(&self) {
+        self.store.borrow_mut().take();
     }
 }

@@ -180,6 +180,9 @@ pub trait Store {
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError>;
     /// A round trip that also brings the schema up to date, for readiness.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Lets go of the database connection, if one is open; a later call opens another. The cache
+    /// calls it before it talks to the key-value store (see `cache::CachedStore::write`).
+    fn close(&self) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
