@@ -146,11 +146,11 @@ impl<'a> Service<'a> {
                 Ok(kv) => {
                     let serve_reads = cache == CacheUse::ReadsAndWrites;
                     let cached = CachedStore::new(database, kv, ttl_ms, serve_reads, on_cache_trouble);
-                    // A variable read more, for a store only this node uses.
-                    match config.storage() {
-                        Ok(Storage::Sqlite) => Box::new(cached.alone()),
-                        Ok(Storage::Postgres { .. }) | Err(_) => Box::new(cached),
-                    }
+                    // By the time a write asks, opening the database has read these variables.
+                    Box::new(cached.single_node_when(move || match config.storage() {
+                        Ok(Storage::Sqlite) => true,
+                        Ok(Storage::Postgres { .. }) | Err(_) => false,
+                    }))
                 }
                 Err(reason) => {
                     on_cache_trouble(&reason);

@@ -118,8 +118,9 @@ pub struct CachedStore<'a> {
     serve_reads: bool,
     /// Called with a short reason when the key-value store fails (the cache then steps aside).
     on_trouble: Box<dyn Fn(&str) + 'a>,
-    /// Whether a replica of release 0.2.0 may share this store ([`PREVIOUS_RELEASE_ACTIVE_MS`]).
-    previous_release_may_share: bool,
+    /// Whether this store is one node's, which no replica of release 0.2.0 can share
+    /// ([`PREVIOUS_RELEASE_ACTIVE_MS`]); asked only by a write that finds the token idle.
+    single_node: Box<dyn Fn() -> bool + 'a>,
 }
 
 impl<'a> CachedStore<'a> {
@@ -130,14 +131,15 @@ impl<'a> CachedStore<'a> {
         serve_reads: bool,
         on_trouble: Box<dyn Fn(&str) + 'a>,
     ) -> Self {
-        Self { inner, kv, ttl_ms: i64::from(ttl_ms), serve_reads, on_trouble, previous_release_may_share: true }
+        Self { inner, kv, ttl_ms: i64::from(ttl_ms), serve_reads, on_trouble, single_node: Box::new(|| false) }
     }
 
-    /// For a store no replica of release 0.2.0 can share: on SQLite, which is one node (a fleet
-    /// runs on PostgreSQL). Its writes then skip looking for 0.2.0's entries: two key-value reads
-    /// per write that one node does not need.
-    pub fn alone(self) -> Self {
-        Self { previous_release_may_share: false, ..self }
+    /// `single_node` says whether the store is one node's: on SQLite (a fleet runs on
+    /// PostgreSQL). Its writes then skip looking for 0.2.0's entries: two key-value reads per
+    /// write that one node does not need. Asked lazily, so that a cached read, which never needs
+    /// it, reads no variable for it.
+    pub fn single_node_when(self, single_node: impl Fn() -> bool + 'a) -> Self {
+        Self { single_node: Box::new(single_node), ..self }
     }
 
     fn read<T: Serialize + DeserializeOwned>(
@@ -216,7 +218,7 @@ impl<'a> CachedStore<'a> {
                 false
             }
         };
-        !idle || (self.previous_release_may_share && self.previous_release_active(id))
+        !idle || (!(self.single_node)() && self.previous_release_active(id))
     }
 
     /// Replaces the token by an idle one.
@@ -486,10 +488,11 @@ pub mod tests {
                             CachedStore::new(Box::new(db.clone()), Box::new(hooked), 60_000, true, Box::new(|_| {}));
                         reader
                             .read(&item_key("chat_widget"), || {
-                                let step = step.get();
-                                writer(step); // the database read is a place too
-                                drop(db.get(&widget()));
-                                Ok(db.get(&widget())?)
+                                // The database read is a step too.
+                                let now = step.get();
+                                step.set(now + 1);
+                                writer(now);
+                                db.get(&widget())
                             })
                             .unwrap();
                         for rest in step.get()..5 {
@@ -631,7 +634,7 @@ pub mod tests {
         assert_eq!(kv.get(GENERATION).unwrap(), before, "0.2.0 gone: an idle token stays");
         // On a store 0.2.0 cannot share (SQLite's), its entries are not looked for.
         kv.set("integrations/list", &previous(now_ms())).unwrap();
-        cached(&db, &kv, 60_000).alone().write(&toggle("chat_widget")).unwrap();
+        cached(&db, &kv, 60_000).single_node_when(|| true).write(&toggle("chat_widget")).unwrap();
         assert_eq!(kv.get(GENERATION).unwrap(), before);
     }
 
