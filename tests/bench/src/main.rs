@@ -10,6 +10,7 @@
 
 mod fastapi;
 mod load;
+mod open_loop;
 mod redis;
 mod report;
 /// The Spin floor's statements, shared with its component.
@@ -28,7 +29,7 @@ use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
 use fastapi::{Baseline, FastApi};
 use load::{Measured, Scripts};
 use redis::Redis;
-use report::{Backend, ColdStart, Report, Row, Server, Table};
+use report::{Backend, ColdStart, EqualLoad, Report, Row, Server, Table};
 
 /// The integration the benchmark reads and writes: `facebook` as the app and the FastAPI
 /// baseline both seed it.
@@ -362,6 +363,7 @@ impl Run {
                 table.rows.push(self.cell(&servers, &present, route, route.name.into(), connections)?);
             }
         }
+        table.equal_load = self.equal_load(&servers, &table)?;
         if report.pgbench.is_empty() {
             for route in &ROUTES {
                 for &clients in &self.options.connections {
@@ -384,6 +386,32 @@ impl Run {
         }
         servers.stop().await?;
         Ok(table)
+    }
+
+    /// The cached reads at the same offered load for FastAPI and the app: a share of what
+    /// FastAPI served in the closed-loop cell, sent on a schedule (`open_loop`), so that each
+    /// server's p99 is measured at a load both can carry.
+    fn equal_load(&self, servers: &Servers, table: &Table) -> Result<Vec<EqualLoad>> {
+        let mut rows = Vec::new();
+        for route in ROUTES.iter().filter(|route| route.method == "GET") {
+            let closed = table.row(route.name, EQUAL_LOAD_CONNECTIONS).and_then(|row| row.get(Server::FastApi));
+            let Some(fastapi) = closed else { continue };
+            for share in EQUAL_LOAD_SHARES {
+                let rate = share * fastapi.figures.requests_per_second;
+                let mut cells = Vec::new();
+                for server in [Server::FastApi, Server::Deployed, Server::Newcomer, Server::Redis] {
+                    let Some((base_url, _)) = servers.base_url_and_group(server) else { continue };
+                    let label = format!("{}, {} at {rate:.0} req/s", server.label(), route.name);
+                    self.progress(&format!("  {label}, c={EQUAL_LOAD_CONNECTIONS}"));
+                    let figures =
+                        open_loop::fixed_rate(base_url, route, EQUAL_LOAD_CONNECTIONS, rate, self.options.duration)
+                            .context(label)?;
+                    cells.push((server, figures));
+                }
+                rows.push(EqualLoad { route: route.name.into(), connections: EQUAL_LOAD_CONNECTIONS, rate, cells });
+            }
+        }
+        Ok(rows)
     }
 
     /// The app on the SQLite default (`spin up` with no DSN) in each configuration; FastAPI has no
@@ -471,6 +499,11 @@ impl Run {
         })
     }
 }
+
+/// The read latency goal's connections, and the shares of FastAPI's closed-loop rate at which
+/// every server is sent the same load: below what any of them can carry.
+const EQUAL_LOAD_CONNECTIONS: u32 = 16;
+const EQUAL_LOAD_SHARES: [f64; 2] = [0.5, 0.75];
 
 /// How many first requests a cold start sends at once.
 const COLD_START_REQUESTS: usize = 64;

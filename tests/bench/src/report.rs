@@ -73,17 +73,34 @@ impl Row {
     }
 }
 
+/// A read route at a fixed rate, the same for every server (`open_loop`).
+pub struct EqualLoad {
+    pub route: String,
+    pub connections: u32,
+    /// Requests per second sent, in all.
+    pub rate: f64,
+    pub cells: Vec<(Server, Figures)>,
+}
+
+impl EqualLoad {
+    fn get(&self, server: Server) -> Option<&Figures> {
+        self.cells.iter().find(|(s, _)| *s == server).map(|(_, figures)| figures)
+    }
+}
+
 /// The rows of one Spin CLI on one backend, and which servers its columns are.
 pub struct Table {
     pub spin: String,
     pub backend: Backend,
     pub servers: Vec<Server>,
     pub rows: Vec<Row>,
+    /// The cached reads at FastAPI's load (PostgreSQL, when FastAPI ran).
+    pub equal_load: Vec<EqualLoad>,
 }
 
 impl Table {
     pub fn new(spin: &Spin, backend: Backend, servers: Vec<Server>) -> Self {
-        Self { spin: spin.to_string(), backend, servers, rows: Vec::new() }
+        Self { spin: spin.to_string(), backend, servers, rows: Vec::new(), equal_load: Vec::new() }
     }
 
     pub fn row(&self, route: &str, connections: u32) -> Option<&Row> {
@@ -213,6 +230,7 @@ impl Report {
             self.render_table(&mut out, table);
         }
         self.render_goals(&mut out);
+        self.render_equal_load(&mut out);
         self.render_cold_starts(&mut out);
         self.render_pgbench(&mut out);
         self.render_errors(&mut out);
@@ -348,6 +366,61 @@ impl Report {
                     table.backend.name(),
                     row.route,
                     row.connections
+                );
+            }
+        }
+        let _ = writeln!(out);
+    }
+
+    /// The read latency goal at one offered load for every server: the app's p99 against
+    /// FastAPI's, each sent the same requests per second.
+    fn render_equal_load(&self, out: &mut String) {
+        let tables: Vec<&Table> = self.tables.iter().filter(|table| !table.equal_load.is_empty()).collect();
+        if tables.is_empty() {
+            return;
+        }
+        let servers = [Server::FastApi, Server::Deployed, Server::Newcomer, Server::Redis];
+        let _ = writeln!(
+            out,
+            "## Cached reads at the same load\n\n\
+             wrk keeps every connection busy, so a server that answers faster is sent more: in the tables above, \
+             the app's p99 is measured at about twice FastAPI's requests per second. Here every server is sent \
+             the same requests per second, {} of what FastAPI served in the cell above, on a schedule over the \
+             same connections (an open loop, `src/open_loop.rs`); a request's latency runs from when it was \
+             due, so a server that falls behind is charged for the requests queued behind it. Goal: the app's \
+             p99 at most FastAPI's.\n",
+            crate::EQUAL_LOAD_SHARES.map(|share| format!("{:.0} %", share * 100.0)).join(" and ")
+        );
+        let labels: Vec<&str> = servers.iter().map(|server| server.label()).collect();
+        let _ = writeln!(
+            out,
+            "| Spin | route | conns | req/s sent | {} | errors | app, deployed p99 vs FastAPI's |
+             |---|---|---:|---:|{}---:|---|",
+            labels.iter().map(|label| format!("{label} p99 (mean)")).collect::<Vec<_>>().join(" | "),
+            "---:|".repeat(labels.len())
+        );
+        for table in tables {
+            for row in &table.equal_load {
+                let cells = servers.iter().map(|server| {
+                    row.get(*server).map_or("–".to_owned(), |figures| {
+                        format!("{} ({})", optional_ms(figures.p99_ms), optional_ms(figures.mean_ms))
+                    })
+                });
+                let errors: u64 = row.cells.iter().map(|(_, figures)| figures.errors()).sum();
+                let p99 = |server| row.get(server).and_then(|figures| figures.p99_ms);
+                let verdict = match (p99(Server::Deployed), p99(Server::FastApi)) {
+                    (Some(app), Some(fastapi)) if app <= fastapi => format!("met ({:.2})", app / fastapi),
+                    (Some(app), Some(fastapi)) => format!("**gap: {:.2}** (goal ≤ 1)", app / fastapi),
+                    _ => "–".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {} | {errors} | {verdict} |",
+                    table.spin,
+                    row.route,
+                    row.connections,
+                    row.rate,
+                    cells.collect::<Vec<_>>().join(" | ")
                 );
             }
         }
@@ -511,6 +584,7 @@ mod tests {
                 backend: Backend::Postgres,
                 servers: vec![Server::FastApi, Server::Deployed],
                 rows: vec![Row { route: "GET list".into(), connections: 16, cells: vec![(Server::Deployed, app)] }],
+                equal_load: Vec::new(),
             }],
             pgbench: Vec::new(),
             cold_starts: Vec::new(),
@@ -553,8 +627,52 @@ mod tests {
                     (Server::Newcomer, measured(45.0)),
                 ],
             }],
+            equal_load: Vec::new(),
         });
         let markdown = report.render();
         assert!(markdown.contains("| met (1.00) | met (45 ms, 0) |"), "{markdown}");
+    }
+
+    #[test]
+    fn the_equal_load_verdict_compares_the_deployed_apps_p99_with_fastapis() {
+        let figures =
+            |p99: f64| Figures { p99_ms: Some(p99), mean_ms: Some(p99 / 4.0), requests: 10, ..Default::default() };
+        let mut report = Report::new(
+            &Options {
+                duration: Duration::from_secs(8),
+                connections: vec![16],
+                spins: Vec::new(),
+                out: Default::default(),
+            },
+            &[],
+            Ok("FastAPI".into()),
+        );
+        let row = |route: &str, app: f64| EqualLoad {
+            route: route.into(),
+            connections: 16,
+            rate: 1500.0,
+            cells: vec![
+                (Server::FastApi, figures(10.0)),
+                (Server::Deployed, figures(app)),
+                (Server::Newcomer, figures(30.0)),
+            ],
+        };
+        report.tables.push(Table {
+            spin: "spin 4.1".into(),
+            backend: Backend::Postgres,
+            servers: vec![Server::FastApi, Server::Deployed],
+            rows: Vec::new(),
+            equal_load: vec![row("GET item", 8.0), row("GET list", 12.0)],
+        });
+        let markdown = report.render();
+        assert!(markdown.contains("## Cached reads at the same load"), "{markdown}");
+        assert!(
+            markdown.contains("| spin 4.1 | GET item | 16 | 1500 | 10.0 ms (2.5 ms) | 8.0 ms (2.0 ms) | 30.0 ms (7.5 ms) | – | 0 | met (0.80) |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| GET list | 16 | 1500 |") && markdown.contains("**gap: 1.20** (goal ≤ 1) |"),
+            "{markdown}"
+        );
     }
 }
