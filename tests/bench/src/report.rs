@@ -394,7 +394,7 @@ impl Report {
         let labels: Vec<&str> = servers.iter().map(|server| server.label()).collect();
         let _ = writeln!(
             out,
-            "| Spin | route | conns | req/s sent | {} | errors | app, deployed p99 vs FastAPI's |
+            "| Spin | route | conns | req/s sent | {} | errors | app, deployed p99 vs FastAPI's |\n\
              |---|---|---:|---:|{}---:|---|",
             labels.iter().map(|label| format!("{label} p99 (mean)")).collect::<Vec<_>>().join(" | "),
             "---:|".repeat(labels.len())
@@ -666,6 +666,7 @@ mod tests {
         });
         let markdown = report.render();
         assert!(markdown.contains("## Cached reads at the same load"), "{markdown}");
+        assert!(markdown.contains("FastAPI's |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n"), "{markdown}");
         assert!(
             markdown.contains("| spin 4.1 | GET item | 16 | 1500 | 10.0 ms (2.5 ms) | 8.0 ms (2.0 ms) | 30.0 ms (7.5 ms) | – | 0 | met (0.80) |"),
             "{markdown}"
