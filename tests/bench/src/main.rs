@@ -2,7 +2,8 @@
 //! measures, the app (the project's `spin.toml` and built components) under a real `spin up`,
 //! on a throwaway PostgreSQL and on the SQLite default, side by side in the same run with the
 //! FastAPI service it replaces and with a Spin floor (one `pg4` statement per request), all
-//! loaded by wrk; and, once, pgbench sending the same SQL straight to PostgreSQL. Writes a
+//! loaded by wrk, and the cached reads also at one fixed rate for FastAPI and the app
+//! (`open_loop`); and, once, pgbench sending the same SQL straight to PostgreSQL. Writes a
 //! Markdown report (default `tests/bench/results.md`).
 //!
 //! Usage: cargo run -p bench --release -- [--seconds N] [--connections 16,64] [--spin PATH]...
