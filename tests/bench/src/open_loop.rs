@@ -37,7 +37,7 @@ pub fn fixed_rate(base_url: &str, route: &Route, connections: u32, rate: f64, du
     let mut figures = Figures::default();
     let mut latencies_us = Vec::new();
     for worker in workers {
-        let done = worker.join().map_err(|_| anyhow::anyhow!("an open-loop connection panicked"))??;
+        let done = worker.join().map_err(|_| anyhow::anyhow!("an open-loop connection panicked"))?;
         latencies_us.extend(done.latencies_us);
         figures.non_2xx += done.non_2xx;
         figures.socket_errors += done.socket_errors;
@@ -65,7 +65,7 @@ struct Done {
 }
 
 /// One connection's schedule: a request every `interval` from `first` until `end`.
-fn connection(address: &str, request: &[u8], first: Instant, interval: Duration, end: Instant) -> Result<Done> {
+fn connection(address: &str, request: &[u8], first: Instant, interval: Duration, end: Instant) -> Done {
     let mut done = Done::default();
     let mut stream = None;
     let mut due = first;
@@ -96,7 +96,7 @@ fn connection(address: &str, request: &[u8], first: Instant, interval: Duration,
         }
         due += interval;
     }
-    Ok(done)
+    done
 }
 
 /// Sends `request` and reads its whole answer (a `content-length` or chunked body): the status.
