@@ -153,6 +153,23 @@ impl Config<'_> {
         }
     }
 
+    /// Every variable a component reads, read and parsed, alone and together (`storage`, the
+    /// admin tokens): the first that cannot be used. Readiness answers with it, so that whatever
+    /// would make some request answer "Service misconfigured" keeps a new pod out of the Service
+    /// and stops a rollout at its first pod. `db_host` is left out: only Spin reads it.
+    pub fn check(&self) -> Result<(), Misconfigured> {
+        self.log_level()?;
+        self.admin_tokens()?;
+        self.storage()?;
+        self.settings_keyring()?;
+        self.cors_allowed_origins()?;
+        self.cache_ttl_ms()?;
+        self.history_retention()?;
+        self.metrics_enabled()?;
+        self.metrics_token()?;
+        Ok(())
+    }
+
     /// The backend the configuration selects, for probes and metrics: the one `db_backend`
     /// names, or what `auto` picks.
     pub fn backend(&self) -> Result<crate::store::Backend, Misconfigured> {
@@ -365,6 +382,40 @@ pub mod tests {
         };
         assert_eq!(keyring.what, "settings_keyring");
         assert!(!keyring.to_string().contains("c2VjcmV0"), "{keyring}");
+    }
+
+    /// Readiness answers with `check`: whatever makes a request of some component answer
+    /// "Service misconfigured: <variable>" must fail it too (issue: `cache_ttl_ms=soon` left pods
+    /// ready while every read answered 500).
+    #[test]
+    fn check_fails_on_every_variable_a_component_reads_and_names_it() {
+        let manifest = app_manifest::Manifest::of_the_app();
+        let read: BTreeSet<&str> =
+            manifest.component.values().flat_map(|component| component.variables.keys().map(String::as_str)).collect();
+        for variable in VARIABLES {
+            let error = Config(&MapVariables::default().without(variable.name)).check().err().map(|error| error.what);
+            let expected = read.contains(variable.name).then_some(variable.name);
+            assert_eq!(error, expected, "{}: its provider failing", variable.name);
+        }
+        let bad_values = [
+            ("log_level", "loud"),
+            ("db_backend", "mongo"),
+            ("db_dsn", "mysql://x"),
+            ("api_tokens", "bot:write:t"),
+            ("settings_keyring", "k1:c2hvcnQ="),
+            ("cache_ttl_ms", "soon"),
+            ("history_retention", "0"),
+            ("metrics_enabled", "maybe"),
+        ];
+        for (name, value) in bad_values {
+            assert_eq!(
+                Config(&config(&[(name, value)])).check().map_err(|error| error.what),
+                Err(name),
+                "{name}={value}"
+            );
+        }
+        assert_eq!(Config(&config(&[("db_backend", "postgres")])).check().map_err(|error| error.what), Err("db_dsn"));
+        assert_eq!(Config(&config(&[])).check(), Ok(()));
     }
 
     #[test]

@@ -20,12 +20,13 @@ pub fn health(_call: &mut Call) -> Result<Response, ApiError> {
 /// pending migrations on its first probe, before it takes traffic). A misconfiguration is not
 /// ready either, and says which variable.
 pub fn readiness(call: &mut Call) -> Result<Response, ApiError> {
-    // Every variable it reads must be usable, the log level and the admin API's tokens included:
-    // a pod with a bad setting never becomes ready, and bad tokens never open the API.
+    // Every variable any component reads must be usable, the log level and the admin API's tokens
+    // included: a pod with a setting some request would refuse never becomes ready, and bad
+    // tokens never open the API.
     let config = call.config();
-    let backend = config.log_level().and_then(|_| config.admin_tokens()).and_then(|_| config.backend());
-    let ready = match backend {
-        Ok(_) => call.service(CacheUse::None).and_then(|service| Ok(service.ping()?)),
+    let backend = config.backend();
+    let ready = match config.check() {
+        Ok(()) => call.service(CacheUse::None).and_then(|service| Ok(service.ping()?)),
         Err(misconfigured) => Err(misconfigured.into()),
     };
     let (status, mut body) = match ready {
