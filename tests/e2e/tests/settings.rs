@@ -1,9 +1,10 @@
 //! What an operator's settings do to a running service: a value some request refuses keeps the
-//! pod out of the Service (readiness 503 naming the variable).
+//! pod out of the Service (readiness 503 naming the variable), and `log_level` decides which lines
+//! reach the pod's log, from every component.
 
 use e2e::{Backend, Service, Spin};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 e2e::e2e_tests!(
     #[on_each_spin]
@@ -38,5 +39,30 @@ e2e::e2e_tests!(
         }
         service.restart_with(&[]).await;
         assert_eq!(service.get("/readiness").await.status, 200);
+    }
+
+    #[on_each_spin]
+    /// `log_level=warn`: no component writes an info line, liveness included (the kubelet probes it
+    /// every few seconds), and what is at warn or above still is written.
+    async fn log_level_is_honoured_by_every_component(spin: &Spin) {
+        let service =
+            Service::start_with(spin, Backend::Sqlite, &[("log_level", "warn"), ("cache_ttl_ms", "soon")]).await;
+        for path in ["/health", "/readiness", "/metrics", "/openapi.json", "/admin/integrations/facebook/history"] {
+            let id = format!("quiet{}", path.replace('/', "-"));
+            service.send(Method::GET, path, &[("x-request-id", &id)], None).await;
+        }
+        let refused = service.send(Method::GET, "/admin/integrations/", &[("x-request-id", "loud-1")], None).await;
+        assert_eq!(refused.status, 500);
+        let line: Value = serde_json::from_str(
+            &service.wait_for_log("\"msg\":\"request\",\"component\":\"integrations-list\"").await,
+        )
+        .unwrap();
+        assert_eq!((line["level"].as_str(), line["request_id"].as_str()), (Some("warn"), Some("loud-1")));
+        // Lines trail their responses by a moment: give the quiet ones that moment too.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        for line in service.log_lines() {
+            let parsed: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            assert!(matches!(parsed["level"].as_str(), Some("warn" | "error")), "below log_level=warn: {line}");
+        }
     }
 );

@@ -127,10 +127,13 @@ fn class(endpoint: Endpoint, route: Route) -> &'static RouteDef {
 pub fn handle<C: Component>(request: Request, host: &dyn Host) -> Response {
     let endpoint = C::ENDPOINT;
     let started = Instant::now();
-    // Liveness is given no variables at all, so it does not ask for any. A log level that does
+    // Liveness is given no variables at all, so it does not ask for any (a provider such as Vault
+    // is asked on every read, and its outage must not fail liveness). Not knowing `log_level`, it
+    // writes warn and above only, which its answers never are: no line per probe, whatever the
+    // level (at `warn` the kubelet's probes used to be the only info lines). A log level that does
     // not parse is answered below (every request is then a 500); its own line is still written.
     let level = match endpoint {
-        Endpoint::Health => Ok(LogLevel::Info),
+        Endpoint::Health => Ok(LogLevel::Warn),
         _ => Config(host).log_level(),
     };
     let (parts, body) = request.into_parts();
