@@ -24,10 +24,9 @@
 //! predates these kustomizations), so [`kustomize`] renders the features the
 //! kustomizations use (resources, components, `configurations` image paths, `images`, RFC 6902
 //! `patches`) and refuses any other; its output was compared with `kubectl kustomize`
-//! (kustomize v5.5.0) for base and overlays/autoscaling when this was written (not for
-//! overlays/shared-cache, whose component came later: no kustomize here; it follows kustomize's
-//! documented order, a component's resources and patches after the resources of the
-//! kustomization that lists it). `deploy/k8s/drain/deployment.patch.yaml` is a partial object for
+//! (kustomize v5.5.0) for base and overlays/autoscaling when this was written, and for
+//! overlays/shared-cache (whose component came later) on 2026-12-06 with kubectl v1.32.4: the
+//! same objects, field for field, in another order. `deploy/k8s/drain/deployment.patch.yaml` is a partial object for
 //! server-side apply: it is validated merged into a model of the Deployment spin-operator creates. The Terraform objects are rendered the way
 //! `terraform/app/main.tf` builds them ([`terraform_app_objects`]); a test keeps that render
 //! in step with main.tf's `kubernetes_manifest` resources.
