@@ -137,6 +137,27 @@ fn if_none_match_is_304_on_get_and_412_on_put() {
     assert_eq!(host.call(Endpoint::Item, item("GET", "facebook"), "").2["status"], false);
 }
 
+/// A client or a proxy may send a list header as several field lines (RFC 9110 5.3): every line
+/// counts, so a condition on the second line is neither ignored (a write that should fail) nor
+/// turned into a refusal (a write that should pass).
+#[test]
+fn preconditions_split_over_several_lines_count_as_one_list() {
+    let host = TestHost::new();
+    let (_, headers, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let put = |name: &str| {
+        let request = item("PUT", "facebook").header(name, r#""999""#).header(name, &etag);
+        host.call(Endpoint::Item, request, r#"{"status": true}"#).0
+    };
+    assert_eq!(put("if-none-match"), 412, "the current version is on the second line");
+    assert_eq!(host.call(Endpoint::Item, item("GET", "facebook"), "").2["status"], false, "nothing written");
+    assert_eq!(put("if-match"), 200, "the current version is on the second line");
+    let (_, headers, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
+    let etag = headers["etag"].to_str().unwrap();
+    let get = item("GET", "facebook").header("if-none-match", r#""999""#).header("if-none-match", etag);
+    assert_eq!(host.call(Endpoint::Item, get, "").0, 304);
+}
+
 #[test]
 fn bad_requests_get_the_documented_4xx() {
     let host = TestHost::new();
