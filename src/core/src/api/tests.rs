@@ -434,6 +434,33 @@ fn history_lists_every_write_newest_first_without_secret_values() {
     assert_eq!(older["next_before"], Value::Null);
 }
 
+/// The query is read as FastAPI reads it: escapes decoded in names and values, `+` a space,
+/// spaces around an integer allowed; what is still no integer is a 422.
+#[test]
+fn history_query_parameters_are_form_decoded() {
+    let host = TestHost::new();
+    for status in [true, false, true] {
+        host.call(Endpoint::Item, item("PUT", "facebook"), &json!({ "status": status }).to_string());
+    }
+    let count = |query: &str| {
+        let (status, _, page) = host.call(Endpoint::History, history("GET", "facebook", query), "");
+        assert_eq!(status, 200, "{query}: {page}");
+        page["versions"].as_array().unwrap().len()
+    };
+    assert_eq!(count("?limit=%31"), 1);
+    assert_eq!(count("?l%69mit=2"), 2);
+    assert_eq!(count("?limit=+3+"), 3);
+    assert_eq!(count("?before=%34&limit=1&&"), 1);
+    for query in ["?limit=%zz", "?limit", "?limit=%2B%2B1"] {
+        let (status, _, body) = host.call(Endpoint::History, history("GET", "facebook", query), "");
+        assert_eq!(
+            (status, &body["detail"][0]["type"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!("int_parsing")),
+            "{query}"
+        );
+    }
+}
+
 #[test]
 fn a_restore_is_a_new_version_with_etag_semantics() {
     let host = TestHost::new();
