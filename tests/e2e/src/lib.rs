@@ -206,9 +206,11 @@ impl Service {
         let reply = self.send_unchecked(method.clone(), path, headers, body).await;
         let content_type = reply.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let spec_path = path.split('?').next().unwrap_or(path);
-        if let Err(mismatch) =
-            self.spec().await.check(method.as_str(), spec_path, reply.status, content_type, &reply.body)
-        {
+        let spec = self.spec().await;
+        let checked = spec
+            .check(method.as_str(), spec_path, reply.status, content_type, &reply.body)
+            .and_then(|()| spec.check_headers(method.as_str(), spec_path, reply.status, &reply.headers));
+        if let Err(mismatch) = checked {
             panic!(
                 "{}: response contradicts openapi.json: {mismatch}\nbody: {}",
                 self.spin(),

@@ -3,6 +3,7 @@
 //! JSON body must match its schema. A `HEAD` answer is `GET`'s without the body: its status must
 //! be documented and its body empty.
 
+use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
 pub struct Spec {
@@ -68,6 +69,45 @@ impl Spec {
         let instance: Value =
             serde_json::from_slice(body).map_err(|e| format!("{method} {template} {status}: not JSON: {e}"))?;
         self.validate(&media["schema"], &instance).map_err(|e| format!("{method} {template} {status}: {e}"))
+    }
+
+    /// `Ok` when the response carries every header the description requires of it, and each
+    /// header it describes has a value its schema allows. Paths and statuses the description does
+    /// not have are [`Self::check`]'s to report.
+    pub fn check_headers(&self, method: &str, path: &str, status: u16, headers: &HeaderMap) -> Result<(), String> {
+        let Some(template) = self.path_template(path) else {
+            return Ok(());
+        };
+        let responses = &self.document["paths"][template.as_str()][method.to_ascii_lowercase()]["responses"];
+        let Some(response) = [status.to_string(), format!("{}XX", status / 100), "default".into()]
+            .iter()
+            .map(|key| &responses[key.as_str()])
+            .find(|response| !response.is_null())
+        else {
+            return Ok(());
+        };
+        let described = self.resolve(response).get("headers").and_then(Value::as_object);
+        let mut problems = Vec::new();
+        for (name, header) in described.into_iter().flatten() {
+            let header = self.resolve(header);
+            let values: Vec<&str> =
+                headers.get_all(name.as_str()).iter().map(|value| value.to_str().unwrap_or("<not text>")).collect();
+            match values.as_slice() {
+                [] if header["required"] == true => problems.push(format!("{name} is required but absent")),
+                [] => {}
+                [value] => {
+                    if let Err(e) = self.validate(&header["schema"], &json!(value)) {
+                        problems.push(format!("{name}: {value:?}: {e}"));
+                    }
+                }
+                several => problems.push(format!("{name} sent {} times: {several:?}", several.len())),
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{method} {template} {status}: {}", problems.join("; ")))
+        }
     }
 
     fn validate(&self, schema: &Value, instance: &Value) -> Result<(), String> {
@@ -150,6 +190,31 @@ mod tests {
         let wrong = br#"{"error": 1}"#;
         assert!(spec.check("GET", "/admin/integrations/nope", 404, JSON, wrong).is_err());
         assert!(spec.check("GET", "/admin/integrations/nope", 418, JSON, not_found).is_err());
+    }
+
+    #[test]
+    fn the_headers_a_response_must_carry_are_checked() {
+        let spec = spec();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let item = "/admin/integrations/facebook";
+        let good = [("etag", r#""3""#), ("x-request-id", "r-1"), ("cache-control", "no-store")];
+        spec.check_headers("GET", item, 200, &headers(&good)).unwrap();
+        spec.check_headers("HEAD", item, 200, &headers(&good)).unwrap();
+        let no_etag = spec.check_headers("GET", item, 200, &headers(&good[1..])).unwrap_err();
+        assert!(no_etag.contains("ETag is required"), "{no_etag}");
+        let weak = [("etag", r#"W/"3""#), good[1], good[2]];
+        assert!(spec.check_headers("GET", item, 200, &headers(&weak)).is_err(), "a weak tag is not the pattern");
+        let twice = [good[0], good[1], good[2], ("cache-control", "no-store")];
+        assert!(spec.check_headers("GET", item, 200, &headers(&twice)).is_err(), "one header, one line");
+        let retry = [("retry-after", "5"), good[1], good[2]];
+        spec.check_headers("PUT", item, 503, &headers(&retry)).unwrap();
+        assert!(spec.check_headers("PUT", item, 503, &headers(&good[1..])).is_err(), "503 says when to retry");
     }
 
     #[test]

@@ -259,6 +259,18 @@ e2e::e2e_tests!(
             )
             .await;
         assert_eq!(star.status, 412, "If-None-Match: * on an existing row");
+        // A list split over two field lines is one list (RFC 9110 5.3): the second line counts.
+        let read = service.get("/admin/integrations/facebook").await;
+        let current = read.header("etag").unwrap();
+        let split = service
+            .send(
+                Method::PUT,
+                "/admin/integrations/facebook",
+                &[("if-none-match", r#""999""#), ("if-none-match", current), ("content-type", "application/json")],
+                Some(br#"{"status": true}"#.to_vec()),
+            )
+            .await;
+        assert_eq!(split.status, 412, "If-None-Match naming the current version on its second line");
         let head = service.send(Method::HEAD, "/admin/integrations/facebook", &[], None).await;
         assert_eq!((head.status, head.body.len()), (200, 0));
         assert!(head.header("etag").is_some());

@@ -24,7 +24,7 @@ pub fn get(call: &mut Call) -> Result<Response, ApiError> {
     let id = call.path_id()?;
     let integration = call.service(reads(call))?.get(&id)?.ok_or(NOT_FOUND)?;
     report_unreadable(call, &integration);
-    let if_none_match = call.header(IF_NONE_MATCH.as_str()).map(Precondition::parse_if_none_match);
+    let if_none_match = call.header_list(IF_NONE_MATCH.as_str()).map(|tags| Precondition::parse_if_none_match(&tags));
     if if_none_match.is_some_and(|tags| tags.is_met_by(integration.version)) {
         let mut response = empty(StatusCode::NOT_MODIFIED);
         response.headers_mut().insert(ETAG, etag(&integration));
@@ -48,7 +48,7 @@ pub fn put(call: &mut Call) -> Result<Response, ApiError> {
 /// with `Cache-Control: no-cache` (or `no-store`, or `max-age=0`), as RFC 9111 lets a client ask
 /// any cache on the way.
 fn reads(call: &Call) -> CacheUse {
-    let directives = call.header(CACHE_CONTROL.as_str()).unwrap_or_default().to_ascii_lowercase();
+    let directives = call.header_list(CACHE_CONTROL.as_str()).unwrap_or_default().to_ascii_lowercase();
     let fresh = directives.split(',').map(str::trim).any(|d| matches!(d, "no-cache" | "no-store" | "max-age=0"));
     if fresh {
         CacheUse::Writes
@@ -72,14 +72,13 @@ pub fn written_response(call: &Call, written: Written) -> Result<Response, ApiEr
     }
 }
 
-/// `If-Match` and `If-None-Match` of a write.
+/// `If-Match` and `If-None-Match` of a write, each from all its field lines.
 pub fn write_conditions(call: &Call) -> WriteConditions {
     // A header that is not text names no version: an `If-Match` then fails, an
     // `If-None-Match` passes.
-    let header = |name| call.parts.headers.get(name).map(|value: &HeaderValue| value.to_str().unwrap_or_default());
     WriteConditions {
-        if_match: header(IF_MATCH).map(Precondition::parse_if_match),
-        if_none_match: header(IF_NONE_MATCH).map(Precondition::parse_if_none_match),
+        if_match: call.header_list(IF_MATCH.as_str()).map(|tags| Precondition::parse_if_match(&tags)),
+        if_none_match: call.header_list(IF_NONE_MATCH.as_str()).map(|tags| Precondition::parse_if_none_match(&tags)),
     }
 }
 

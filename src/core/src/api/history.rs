@@ -45,17 +45,22 @@ pub fn restore(call: &mut Call) -> Result<Response, ApiError> {
 }
 
 /// `?before=N&limit=M`, each optional; anything else in the query is ignored, as FastAPI does.
+/// Names and values are read as FastAPI reads them (form-decoded: `%31` is `1`, `+` a space) and
+/// an integer may have spaces around it, as pydantic allows.
 fn page(call: &Call) -> Result<(Option<i64>, u32), ApiError> {
     let mut before = None;
     let mut limit = DEFAULT_PAGE;
     let mut errors = Vec::new();
-    for pair in call.parts.uri.query().unwrap_or_default().split('&') {
-        match pair.split_once('=') {
-            Some(("before", value)) => match value.parse::<i64>() {
+    for pair in call.parts.uri.query().unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = form_decoded(value);
+        let integer = value.trim().parse::<i64>();
+        match form_decoded(name).as_str() {
+            "before" => match integer {
                 Ok(value) => before = Some(value),
                 Err(_) => errors.push(not_an_integer("before")),
             },
-            Some(("limit", value)) => match value.parse::<i64>() {
+            "limit" => match integer {
                 Ok(value) if value < 1 => errors.push(FieldError::at_query(
                     "limit",
                     "greater_than_equal",
@@ -77,6 +82,13 @@ fn page(call: &Call) -> Result<(Option<i64>, u32), ApiError> {
     } else {
         Err(ApiError::Validation(errors))
     }
+}
+
+/// A query string's name or value as a form decodes it: `+` is a space, then `%XX` escapes are
+/// decoded (so `%2B` is `+`). A broken escape stays as it was sent (and is then no integer).
+fn form_decoded(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    crate::domain::percent_decode(&spaced).unwrap_or(spaced)
 }
 
 fn not_an_integer(name: &str) -> FieldError {

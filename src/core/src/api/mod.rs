@@ -61,6 +61,16 @@ impl<'a> Call<'a> {
         self.parts.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// A list-valued header (`If-Match`, `If-None-Match`, `Cache-Control`) as one list: a sender
+    /// may split a list over several field lines, which mean what one line joined by commas means
+    /// (RFC 9110 5.3), so reading only the first would drop a condition. A line that is not text
+    /// adds nothing to the list; `None` when the header is absent.
+    fn header_list(&self, name: &str) -> Option<String> {
+        let mut lines = self.parts.headers.get_all(name).iter().peekable();
+        lines.peek()?;
+        Some(lines.map(|line| line.to_str().unwrap_or_default()).collect::<Vec<_>>().join(", "))
+    }
+
     /// The component's variables.
     fn config(&self) -> Config<'a> {
         Config(self.host)

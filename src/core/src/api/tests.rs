@@ -137,6 +137,27 @@ fn if_none_match_is_304_on_get_and_412_on_put() {
     assert_eq!(host.call(Endpoint::Item, item("GET", "facebook"), "").2["status"], false);
 }
 
+/// A client or a proxy may send a list header as several field lines (RFC 9110 5.3): every line
+/// counts, so a condition on the second line is neither ignored (a write that should fail) nor
+/// turned into a refusal (a write that should pass).
+#[test]
+fn preconditions_split_over_several_lines_count_as_one_list() {
+    let host = TestHost::new();
+    let (_, headers, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let put = |name: &str| {
+        let request = item("PUT", "facebook").header(name, r#""999""#).header(name, &etag);
+        host.call(Endpoint::Item, request, r#"{"status": true}"#).0
+    };
+    assert_eq!(put("if-none-match"), 412, "the current version is on the second line");
+    assert_eq!(host.call(Endpoint::Item, item("GET", "facebook"), "").2["status"], false, "nothing written");
+    assert_eq!(put("if-match"), 200, "the current version is on the second line");
+    let (_, headers, _) = host.call(Endpoint::Item, item("GET", "facebook"), "");
+    let etag = headers["etag"].to_str().unwrap();
+    let get = item("GET", "facebook").header("if-none-match", r#""999""#).header("if-none-match", etag);
+    assert_eq!(host.call(Endpoint::Item, get, "").0, 304);
+}
+
 #[test]
 fn bad_requests_get_the_documented_4xx() {
     let host = TestHost::new();
@@ -411,6 +432,33 @@ fn history_lists_every_write_newest_first_without_secret_values() {
     assert_eq!(versions, [2, 1]);
     assert_eq!(older["versions"][1]["action"], "seed");
     assert_eq!(older["next_before"], Value::Null);
+}
+
+/// The query is read as FastAPI reads it: escapes decoded in names and values, `+` a space,
+/// spaces around an integer allowed; what is still no integer is a 422.
+#[test]
+fn history_query_parameters_are_form_decoded() {
+    let host = TestHost::new();
+    for status in [true, false, true] {
+        host.call(Endpoint::Item, item("PUT", "facebook"), &json!({ "status": status }).to_string());
+    }
+    let count = |query: &str| {
+        let (status, _, page) = host.call(Endpoint::History, history("GET", "facebook", query), "");
+        assert_eq!(status, 200, "{query}: {page}");
+        page["versions"].as_array().unwrap().len()
+    };
+    assert_eq!(count("?limit=%31"), 1);
+    assert_eq!(count("?l%69mit=2"), 2);
+    assert_eq!(count("?limit=+3+"), 3);
+    assert_eq!(count("?before=%34&limit=1&&"), 1);
+    for query in ["?limit=%zz", "?limit", "?limit=%2B%2B1"] {
+        let (status, _, body) = host.call(Endpoint::History, history("GET", "facebook", query), "");
+        assert_eq!(
+            (status, &body["detail"][0]["type"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!("int_parsing")),
+            "{query}"
+        );
+    }
 }
 
 #[test]

@@ -36,7 +36,7 @@ impl fmt::Display for IntegrationId {
 }
 
 /// `%XX` escapes decoded; `None` for a broken escape or bytes that are not UTF-8.
-fn percent_decode(raw: &str) -> Option<String> {
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;

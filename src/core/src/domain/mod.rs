@@ -6,6 +6,7 @@ mod integration;
 mod update;
 
 pub use history::{Action, Actor, Change, HistoryEntry};
+pub(crate) use id::percent_decode;
 pub use id::IntegrationId;
 pub use integration::{Integration, Precondition, Settings, Timestamp, Unreadable, Version, WriteConditions};
 pub use update::{

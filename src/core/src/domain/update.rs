@@ -112,6 +112,9 @@ impl IntegrationUpdate {
 }
 
 fn parse_object(content_type: Option<&str>, body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
+    // A UTF-8 byte order mark, as editors and PowerShell write at the start of a file: FastAPI
+    // (Python's json) reads past it, and so does this (offsets in errors count from after it).
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let body_error = |kind, msg: &str| vec![FieldError { kind, loc: vec![json!("body")], msg: msg.into(), ctx: None }];
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(body_error("missing", "Field required"));
@@ -324,6 +327,15 @@ mod tests {
         assert_eq!(error_kinds("  ")[0].0, "missing");
         let as_text = IntegrationUpdate::parse(&facebook(), Some("text/plain"), b"{}");
         assert_eq!(as_text.unwrap_err()[0].kind, "model_attributes_type");
+    }
+
+    #[test]
+    fn a_utf8_byte_order_mark_is_read_past_as_fastapi_does() {
+        let update = IntegrationUpdate::parse(&facebook(), None, b"\xEF\xBB\xBF{\"status\": true}").unwrap();
+        assert_eq!(update.status, Some(true));
+        assert_eq!(error_kinds("\u{FEFF}")[0].0, "missing", "a mark alone is no body");
+        let broken = IntegrationUpdate::parse(&facebook(), None, b"\xEF\xBB\xBF{\"status\": tru}").unwrap_err();
+        assert_eq!(broken[0].loc, [json!("body"), json!(14)], "counted from after the mark");
     }
 
     #[test]
