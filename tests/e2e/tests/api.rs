@@ -121,7 +121,7 @@ e2e::e2e_tests!(
             assert_eq!(reply.status, expected, "{method} {path}: {}", String::from_utf8_lossy(&reply.body));
         }
         let invalid = service
-            .send(Method::PUT, "/admin/integrations/facebook", &[], json_body(r#"{"status": 1, "name": 2}"#))
+            .send(Method::PUT, "/admin/integrations/facebook", &[], json_body(r#"{"status": 2, "name": 2}"#))
             .await
             .json();
         let locs: Vec<Value> = invalid["detail"].as_array().unwrap().iter().map(|e| e["loc"].clone()).collect();

@@ -92,13 +92,8 @@ impl IntegrationUpdate {
         }
         update.name = text_field(&fields, "name", 1, MAX_NAME_CHARS, &mut errors);
         update.description = text_field(&fields, "description", 0, MAX_DESCRIPTION_CHARS, &mut errors);
-        update.status = fields.get("status").and_then(|value| {
-            let status = value.as_bool();
-            if status.is_none() {
-                errors.push(FieldError::at("status", "bool_type", "Input should be a valid boolean"));
-            }
-            status
-        });
+        update.status =
+            fields.get("status").and_then(|value| status_field(value).map_err(|error| errors.push(error)).ok());
         update.settings = fields
             .get("settings")
             .and_then(|value| settings_field(value, catalog::find(path_id.as_str()), &mut errors));
@@ -108,6 +103,41 @@ impl IntegrationUpdate {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// `status` read as the original's model (`status: bool`, pydantic 2 in its default lax mode)
+/// read it, so that a client of the original that sends `1` or `"yes"` keeps working: a boolean;
+/// the numbers 0 and 1 (`1.0` too); the strings `0`, `1` and, in any case, `f`/`t`, `n`/`y`,
+/// `no`/`yes`, `off`/`on`, `false`/`true`. Anything else is refused with pydantic's error type:
+/// `bool_parsing` for another integer or string, `bool_type` for the rest (null, a fraction, an
+/// integer beyond 64 bits, an array, an object). Declared boolean settings stay strict: the
+/// original had no such check to keep.
+fn status_field(value: &Value) -> Result<bool, FieldError> {
+    let parsing =
+        || FieldError::at("status", "bool_parsing", "Input should be a valid boolean, unable to interpret input");
+    let not_bool = || FieldError::at("status", "bool_type", "Input should be a valid boolean");
+    match value {
+        Value::Bool(flag) => Ok(*flag),
+        Value::Number(number) => match (number.as_i64(), number.as_f64()) {
+            (Some(0), _) => Ok(false),
+            (Some(1), _) => Ok(true),
+            (Some(_), _) => Err(parsing()),
+            (None, Some(fraction)) if fraction == 0.0 => Ok(false),
+            (None, Some(fraction)) if fraction == 1.0 => Ok(true),
+            (None, _) => Err(not_bool()),
+        },
+        Value::String(text) => {
+            let is = |words: &[&str]| words.iter().any(|word| text.eq_ignore_ascii_case(word));
+            if is(&["0", "f", "n", "no", "off", "false"]) {
+                Ok(false)
+            } else if is(&["1", "t", "y", "yes", "on", "true"]) {
+                Ok(true)
+            } else {
+                Err(parsing())
+            }
+        }
+        Value::Null | Value::Array(_) | Value::Object(_) => Err(not_bool()),
     }
 }
 
@@ -306,11 +336,48 @@ mod tests {
     #[test]
     fn every_wrong_type_is_reported_at_once() {
         let kinds: Vec<_> =
-            error_kinds(r#"{"id": 1, "name": null, "description": [], "status": "true", "settings": []}"#)
+            error_kinds(r#"{"id": 1, "name": null, "description": [], "status": "maybe", "settings": []}"#)
                 .into_iter()
                 .map(|(kind, _)| kind)
                 .collect();
-        assert_eq!(kinds, ["string_type", "string_type", "string_type", "bool_type", "dict_type"]);
+        assert_eq!(kinds, ["string_type", "string_type", "string_type", "bool_parsing", "dict_type"]);
+    }
+
+    /// What pydantic 2.14 made of each `status` in the original's model (`status: bool`), checked
+    /// against it when written: these callers of the original keep working, and the rest get its
+    /// error types.
+    #[test]
+    fn status_is_read_as_the_originals_pydantic_model_read_it() {
+        let cases = [
+            ("true", Ok(true)),
+            ("1", Ok(true)),
+            ("0", Ok(false)),
+            ("1.0", Ok(true)),
+            ("0.0", Ok(false)),
+            ("1e0", Ok(true)),
+            (r#""yes""#, Ok(true)),
+            (r#""YES""#, Ok(true)),
+            (r#""On""#, Ok(true)),
+            (r#""t""#, Ok(true)),
+            (r#""1""#, Ok(true)),
+            (r#""FALSE""#, Ok(false)),
+            (r#""n""#, Ok(false)),
+            ("2", Err("bool_parsing")),
+            ("-1", Err("bool_parsing")),
+            (r#"" true""#, Err("bool_parsing")),
+            (r#""1.0""#, Err("bool_parsing")),
+            (r#""nope""#, Err("bool_parsing")),
+            ("1.5", Err("bool_type")),
+            ("10000000000000000000000", Err("bool_type")),
+            ("null", Err("bool_type")),
+            ("[]", Err("bool_type")),
+            ("{}", Err("bool_type")),
+        ];
+        for (sent, expected) in cases {
+            let parsed = parse(&format!(r#"{{"status": {sent}}}"#));
+            let got = parsed.map(|update| update.status.unwrap()).map_err(|errors| errors[0].kind);
+            assert_eq!(got, expected, "status {sent}");
+        }
     }
 
     #[test]
