@@ -22,6 +22,9 @@ const METHOD_NOT_ALLOWED: &str = "A method this path does not serve gets 405 wit
 const HEAD_DESCRIPTION: &str =
     "`GET` without the body: the same status and headers (`Content-Type` included), and no content, errors included.";
 
+/// `InternalError` as answered outside `/admin`, derived from it.
+const PLAIN_INTERNAL_ERROR: &str = "PlainInternalError";
+
 /// The whole description, as `/openapi.json` serves it.
 pub fn document() -> Value {
     let mut document: Value = serde_json::from_str(TEMPLATE).expect("openapi.template.json is JSON");
@@ -37,6 +40,10 @@ pub fn document() -> Value {
     }
     document["paths"] = Value::Object(paths);
     let responses = document["components"]["responses"].as_object_mut().expect("components.responses");
+    // Outside `/admin` an answer carries no credentials, so no `no-store`: the same 500 without it.
+    let mut plain = responses["InternalError"].clone();
+    plain["headers"].as_object_mut().expect("InternalError.headers").remove("Cache-Control");
+    responses.insert(PLAIN_INTERNAL_ERROR.into(), plain);
     for name in heads {
         let mut head = responses[&name].clone();
         head.as_object_mut().expect("a response").remove("content");
@@ -106,7 +113,7 @@ fn path_item(def: &RouteDef, template: &Value, index: usize, path: &str, heads: 
             );
         }
         if reads_variables(def) {
-            responses.entry("500").or_insert_with(internal_error);
+            responses.entry("500").or_insert_with(|| internal_error(def));
         }
         // By status, as the hand-written ones are.
         responses.sort_keys();
@@ -131,8 +138,10 @@ fn reads_variables(def: &RouteDef) -> bool {
     def.endpoint != Endpoint::Health
 }
 
-fn internal_error() -> Value {
-    json!({ "$ref": "#/components/responses/InternalError" })
+/// The 500 of `def`'s operations: `InternalError`, without its `Cache-Control` outside `/admin`.
+fn internal_error(def: &RouteDef) -> Value {
+    let name = if def.is_admin() { "InternalError" } else { PLAIN_INTERNAL_ERROR };
+    json!({ "$ref": format!("#/components/responses/{name}") })
 }
 
 /// Who may call: anyone, or (when the service has tokens) a bearer token; for the admin API's
@@ -187,7 +196,7 @@ fn options(def: &RouteDef, path: &str, tags: Value, suffix: &str) -> Value {
     if def.browsers == Browsers::SameOrigin {
         let mut responses = json!({ "204": { "$ref": "#/components/responses/PlainOptions" } });
         if reads_variables(def) {
-            responses["500"] = internal_error();
+            responses["500"] = internal_error(def);
         }
         return json!({
             "tags": tags, "operationId": id, "summary": "The methods served", "security": [], "responses": responses,
@@ -203,7 +212,7 @@ fn options(def: &RouteDef, path: &str, tags: Value, suffix: &str) -> Value {
         responses["404"] = json!({ "$ref": "#/components/responses/NotAVersion" });
     }
     if reads_variables(def) {
-        responses["500"] = internal_error();
+        responses["500"] = internal_error(def);
     }
     json!({
         "tags": tags,
