@@ -85,9 +85,14 @@ variable "log_level" {
 }
 
 variable "cors_allowed_origins" {
-  description = "\"*\" or a comma-separated list of the admin UI's origins."
+  description = "\"*\", \"none\", or a comma-separated list of the admin UI's origins, each scheme://host[:port]."
   type        = string
   default     = "*"
+
+  validation {
+    condition     = can(regex("^(\\*|none|\\s*[A-Za-z][A-Za-z0-9+.-]*://[^/?#@*,\\s]+/?\\s*(,\\s*[A-Za-z][A-Za-z0-9+.-]*://[^/?#@*,\\s]+/?\\s*)*,?)$", var.cors_allowed_origins))
+    error_message = "cors_allowed_origins must be *, none, or origins such as https://admin.example.com separated by commas (no path; * stands alone)."
+  }
 }
 
 variable "replicas" {

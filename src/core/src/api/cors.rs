@@ -33,9 +33,31 @@ impl Parse for CorsPolicy {
             "*" => Self::AnyOrigin,
             "none" => Self::Origins(Vec::new()),
             list => Self::Origins(
-                list.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect(),
+                list.split(',')
+                    .map(|entry| entry.trim().trim_end_matches('/'))
+                    .filter(|entry| !entry.is_empty())
+                    .map(origin)
+                    .collect::<Result<_, _>>()?,
             ),
         })
+    }
+}
+
+/// One entry of a list: an origin as a browser sends it, `scheme://host[:port]` (a trailing `/`
+/// is forgiven). Anything else would silently match no browser (`*` or `none` inside a list, a
+/// path, a user), so it is refused, and the pod is not ready until it is fixed.
+fn origin(entry: &str) -> Result<String, &'static str> {
+    let (scheme, authority) = entry
+        .split_once("://")
+        .ok_or("an entry of the list is not an origin (scheme://host[:port]); * and none stand alone")?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let authority_ok = !authority.is_empty()
+        && !authority.contains(|c: char| matches!(c, '/' | '?' | '#' | '@' | '*' | ',') || c.is_whitespace());
+    if scheme_ok && authority_ok {
+        Ok(entry.to_owned())
+    } else {
+        Err("an entry of the list is not an origin (scheme://host[:port], no path)")
     }
 }
 
@@ -163,6 +185,31 @@ mod tests {
         assert_eq!(response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], ADMIN_UI);
         assert!(response.headers()[ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("ETag"));
         assert_eq!(response.headers()[VARY], "Origin");
+    }
+
+    /// A list entry that no browser's `Origin` could equal is a misconfiguration, not an entry
+    /// that silently refuses everyone: `*` or `none` inside a list, a path, a user, no scheme.
+    #[test]
+    fn a_list_entry_that_is_no_origin_is_misconfigured() {
+        let parsed = |value: &str| CorsPolicy::parse(value);
+        for bad in [
+            "https://admin.example.com, *",
+            "none, https://admin.example.com",
+            "admin.example.com",
+            "https://admin.example.com/ui",
+            "https://user@admin.example.com",
+            "https://admin.example.com?x",
+            "https://",
+            "://admin.example.com",
+            "https://*.example.com",
+        ] {
+            assert!(parsed(bad).is_err(), "{bad}");
+            let error = Config(&MapVariables::default().with("cors_allowed_origins", bad)).cors_allowed_origins();
+            assert_eq!(error.map_err(|error| error.what), Err("cors_allowed_origins"), "{bad}");
+        }
+        let good = parsed("https://admin.example.com, http://localhost:3000/, http://[::1]:8080,").unwrap();
+        let expected = ["https://admin.example.com", "http://localhost:3000", "http://[::1]:8080"];
+        assert_eq!(good, CorsPolicy::Origins(expected.map(String::from).to_vec()));
     }
 
     #[test]
