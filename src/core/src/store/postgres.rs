@@ -390,10 +390,14 @@ fn classify(error: PgError) -> StoreError {
     }
 }
 
-/// SQLSTATE classes that mean "try again later": connection exceptions, insufficient
-/// resources, operator intervention (shutdown, recovery).
+/// SQLSTATEs that mean "try again later": connection exceptions (08), insufficient resources
+/// (53), operator intervention (57P: shutdown, recovery), a statement the server gave up on
+/// (57014: `statement_timeout` or a cancel; 55P03: `lock_timeout`), a transaction to run again
+/// (40: serialization failure, deadlock), and a server that cannot write at the moment (25006:
+/// a standby, e.g. the old primary during a failover). The timeouts are how an operator bounds
+/// a slow database (the host sets none): they must answer 503, as the database being down does.
 fn is_unavailability(code: &str) -> bool {
-    ["08", "53", "57P"].iter().any(|class| code.starts_with(class))
+    ["08", "53", "57P", "57014", "55P03", "40", "25006"].iter().any(|prefix| code.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -405,7 +409,11 @@ mod tests {
         for code in ["08006", "08001", "53300", "57P01", "57P03"] {
             assert!(is_unavailability(code), "{code}");
         }
-        for code in ["42P01", "23505", "22P02", "42501"] {
+        // statement_timeout, lock_timeout, serialization failure, deadlock, a read-only standby.
+        for code in ["57014", "55P03", "40001", "40P01", "25006"] {
+            assert!(is_unavailability(code), "{code}");
+        }
+        for code in ["42P01", "23505", "22P02", "42501", "55000", "57000", "25001"] {
             assert!(!is_unavailability(code), "{code}");
         }
     }
