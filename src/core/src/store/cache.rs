@@ -320,8 +320,8 @@ impl Store for CachedStore<'_> {
         self.inner.key_usage()
     }
 
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
-        self.inner.reseal_candidates(current, limit)
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+        self.inner.reseal_candidates(current, openable, limit)
     }
 
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
@@ -535,8 +535,13 @@ pub mod tests {
         fn key_usage(&self) -> Result<KeyUsage, StoreError> {
             self.0.key_usage()
         }
-        fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
-            self.0.reseal_candidates(current, limit)
+        fn reseal_candidates(
+            &self,
+            current: &str,
+            openable: &[&str],
+            limit: u32,
+        ) -> Result<Vec<ResealItem>, StoreError> {
+            self.0.reseal_candidates(current, openable, limit)
         }
         fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
             self.0.replace_sealed(item, sealed)

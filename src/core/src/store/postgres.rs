@@ -139,15 +139,19 @@ pub mod statements {
         )
     }
 
-    /// `$1` the current key id, `$2` how many.
+    /// `$1` the current key id, `$2` how many, `$3` the key ids the ring may open (a JSON array):
+    /// their rows (and plain ones) first.
     pub fn reseal_candidates() -> String {
         format!(
             "SELECT {}, c.tbl, c.id, c.version, c.settings, c.settings_key FROM (SELECT 1) AS one LEFT JOIN (
-               SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations
-               WHERE settings_key IS DISTINCT FROM $1::text
-               UNION ALL
-               SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
-               WHERE settings_key IS DISTINCT FROM $1::text
+               SELECT * FROM (
+                 SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations
+                 WHERE settings_key IS DISTINCT FROM $1::text
+                 UNION ALL
+                 SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
+                 WHERE settings_key IS DISTINCT FROM $1::text
+               ) AS u
+               ORDER BY (u.settings_key IS NULL OR $3::text::jsonb ? u.settings_key) DESC
                LIMIT $2::int8
              ) AS c ON true",
             schema()
@@ -277,8 +281,12 @@ impl Store for PostgresStore<'_> {
         Ok(usage)
     }
 
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
-        let params = [ParameterValue::Str(current.into()), ParameterValue::Int64(i64::from(limit))];
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+        let params = [
+            ParameterValue::Str(current.into()),
+            ParameterValue::Int64(i64::from(limit)),
+            ParameterValue::Str(serde_json::to_string(openable).expect("ids serialize")),
+        ];
         let rows = self.query(&statements::reseal_candidates(), &params)?;
         named(&rows).filter_map(|row| ResealItem::decode(&row).transpose()).collect()
     }
