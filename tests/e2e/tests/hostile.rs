@@ -161,6 +161,9 @@ e2e::e2e_tests!(
         assert!(!metrics.contains("integrations_settings_rows_on_old_keys 0"), "{metrics}");
         let resealed = service.send(Method::POST, "/admin/keys/reseal", &[], None).await.json();
         assert_eq!(resealed["remaining"], 0, "{resealed}");
+        // Again, with nothing left to re-seal: a query that finds no row (Spin 4.0's deadlock).
+        let again = service.send(Method::POST, "/admin/keys/reseal", &[], None).await.json();
+        assert_eq!(again, json!({"resealed": 0, "unreadable": 0, "remaining": 0}), "{spin} {backend:?}");
         let metrics = String::from_utf8(service.get("/metrics").await.body).unwrap();
         assert!(metrics.lines().any(|line| line == "integrations_settings_rows_on_old_keys 0"), "{metrics}");
 
