@@ -274,7 +274,11 @@ impl<'a> Service<'a> {
     pub fn reseal(&self) -> Result<Option<ResealReport>, StoreError> {
         let Some(keyring) = self.keyring.get()? else { return Ok(None) };
         let (mut resealed, mut unreadable) = (0, 0);
-        for item in self.store.reseal_candidates(keyring.current_id(), RESEAL_BATCH)? {
+        // Rows the ring may open come first: rows on a key no longer in the ring are counted as
+        // unreadable, and must not fill every batch (a batch of them re-sealed nothing, batch after
+        // batch, while readable rows on an old key waited behind them).
+        let openable: Vec<&str> = keyring.ids().chain([seal::LEGACY_FIELDS]).collect();
+        for item in self.store.reseal_candidates(keyring.current_id(), &openable, RESEAL_BATCH)? {
             let Ok(settings) = seal::open(Some(keyring), &item.id, &item.settings) else {
                 unreadable += 1;
                 continue;
@@ -415,8 +419,8 @@ impl Store for Lazy<'_> {
         self.store()?.key_usage()
     }
 
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
-        self.store()?.reseal_candidates(current, limit)
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+        self.store()?.reseal_candidates(current, openable, limit)
     }
 
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {

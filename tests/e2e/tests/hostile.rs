@@ -161,6 +161,9 @@ e2e::e2e_tests!(
         assert!(!metrics.contains("integrations_settings_rows_on_old_keys 0"), "{metrics}");
         let resealed = service.send(Method::POST, "/admin/keys/reseal", &[], None).await.json();
         assert_eq!(resealed["remaining"], 0, "{resealed}");
+        // Again, with nothing left to re-seal: a query that finds no row (Spin 4.0's deadlock).
+        let again = service.send(Method::POST, "/admin/keys/reseal", &[], None).await.json();
+        assert_eq!(again, json!({"resealed": 0, "unreadable": 0, "remaining": 0}), "{spin} {backend:?}");
         let metrics = String::from_utf8(service.get("/metrics").await.body).unwrap();
         assert!(metrics.lines().any(|line| line == "integrations_settings_rows_on_old_keys 0"), "{metrics}");
 
@@ -180,6 +183,54 @@ e2e::e2e_tests!(
         assert!(metrics.lines().any(|line| line == "integrations_settings_unreadable 2"), "{metrics}");
         let line = service.wait_for_log("settings unreadable").await;
         assert!(line.contains("\"level\":\"error\""), "{line}");
+    }
+
+    #[on_each_backend]
+    /// A key removed from the ring too early leaves rows no key opens, which a re-seal counts as
+    /// unreadable and leaves as they are. They must not fill every batch: readable rows on an old
+    /// key behind them are still moved onto the current key (the batches were the first rows
+    /// found, so 200 unreadable ones re-sealed nothing, call after call, and the readable ones were
+    /// lost when their key left the ring too).
+    async fn rows_no_key_opens_never_keep_the_others_from_being_resealed(spin: &Spin, backend: Backend) {
+        const KEY_C: &str = "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY=";
+        let retention = ("history_retention", "1000");
+        let keyring = ring(&[("a", KEY_A)]);
+        let mut service = Service::start_with(spin, backend, &[("settings_keyring", &keyring), retention]).await;
+        // More versions on key "a" than one re-seal batch takes.
+        let batch = integrations_core::service::RESEAL_BATCH;
+        for n in 0..batch + 10 {
+            let put = service.put("/admin/integrations/chat_widget", &json!({"settings": {"n": n}})).await;
+            assert_eq!(put.status, 200);
+        }
+        let keyring = ring(&[("b", KEY_B), ("a", KEY_A)]);
+        service.restart_with(&[("settings_keyring", &keyring), retention]).await;
+        let settings = json!({"verify": "on-b", "secret": "b-s3cret", "page_access_token": ""});
+        for _ in 0..3 {
+            assert_eq!(service.put("/admin/integrations/facebook", &json!({ "settings": settings })).await.status, 200);
+        }
+        // "a" leaves the ring before its rows were re-sealed.
+        let keyring = ring(&[("c", KEY_C), ("b", KEY_B)]);
+        service.restart_with(&[("settings_keyring", &keyring), retention]).await;
+        let mut last = Value::Null;
+        for _ in 0..10 {
+            last = service.send(Method::POST, "/admin/keys/reseal", &[], None).await.json();
+            if last["resealed"] == 0 {
+                break;
+            }
+        }
+        let report = service.get("/admin/keys").await.json();
+        let on = |key: &str| {
+            ["live", "history"]
+                .iter()
+                .flat_map(|table| report[table].as_array().unwrap())
+                .filter(|count| count["key"] == key)
+                .map(|count| count["rows"].as_i64().unwrap())
+                .sum::<i64>()
+        };
+        assert_eq!(on("b"), 0, "{spin} {backend:?}: rows on \"b\" were left behind: {report} (last {last})");
+        assert!(on("a") > i64::from(batch), "{report}");
+        assert_eq!((last["resealed"].as_i64(), last["remaining"].as_i64()), (Some(0), Some(on("a"))), "{last}");
+        assert_eq!(service.get("/admin/integrations/facebook").await.json()["settings"], settings);
     }
 
     #[on_each_service]

@@ -42,6 +42,9 @@ e2e::e2e_tests!(
         assert_eq!(restore_missing.status, 404);
         let undeclared = service.put("/admin/integrations/facebook", &json!({"settings": {"x": 1}})).await;
         assert_eq!(undeclared.status, 422, "undeclared keys the row does not hold");
+        // An integration that exists, with no version before the first: an empty page.
+        let empty = service.get("/admin/integrations/facebook/history?before=1").await;
+        assert_eq!((empty.status, empty.json()), (200, json!({"versions": [], "next_before": null})));
 
         // The pool still serves: nothing above kept a connection.
         assert_eq!(service.get("/admin/integrations/facebook").await.status, 200);

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::{Backend, Service, Spin};
+use reqwest::Method;
 use serde_json::json;
 
 e2e::e2e_tests!(
@@ -35,6 +36,58 @@ e2e::e2e_tests!(
         let facebook = service.get("/admin/integrations/facebook").await;
         assert_eq!(facebook.status, 200);
         assert_eq!(facebook.json()["status"], true, "the write before the outage survived, the one during it did not");
+    }
+
+    #[on_each_spin]
+    /// The host sets no timeout on a PostgreSQL call: a request waits as long as the database
+    /// does (a table locked by a long migration or by hand). An operator bounds that wait on the
+    /// server, with `lock_timeout` or `statement_timeout` (for the app's role or database, or
+    /// `options` in `db_dsn`); what the server then answers (SQLSTATE 55P03, 57014) is the
+    /// database being unavailable for now, as when it is down: 503, never a 500.
+    async fn a_database_timeout_on_a_locked_table_gives_503(spin: &Spin) {
+        for setting in ["lock_timeout", "statement_timeout"] {
+            let service = Service::start(spin, Backend::Postgres).await;
+            let dsn = service.dsn.clone().expect("a PostgreSQL service");
+            let admin = e2e::connect(&dsn).await;
+            // Before the app's first connection: a session takes the database's settings when it
+            // starts.
+            let set = format!(
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET {setting} = 300', current_database()); END $$"
+            );
+            admin.batch_execute(&set).await.unwrap();
+            assert_eq!(service.get("/readiness").await.status, 200, "{setting}: migrated");
+
+            admin.batch_execute("BEGIN; LOCK TABLE integrations IN ACCESS EXCLUSIVE MODE").await.unwrap();
+            let no_cache = [("cache-control", "no-cache")];
+            let started = Instant::now();
+            for path in ["/admin/integrations/", "/admin/integrations/facebook", "/admin/integrations/facebook/history"]
+            {
+                let reply = service.send(Method::GET, path, &no_cache, None).await;
+                assert_eq!(
+                    (reply.status, reply.json()),
+                    (503, json!({"detail": "Database unavailable"})),
+                    "{spin} {setting}: GET {path}"
+                );
+                assert!(reply.header("retry-after").is_some());
+            }
+            let put = service.put("/admin/integrations/facebook", &json!({"status": true})).await;
+            assert_eq!((put.status, put.json()), (503, json!({"detail": "Database unavailable"})), "{spin} {setting}");
+            let readiness = service.get("/readiness").await;
+            assert_eq!(
+                (readiness.status, readiness.json()["detail"].as_str()),
+                (503, Some("Database unavailable")),
+                "{spin} {setting}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(8), "{spin} {setting}: bounded by the server's timeout");
+            admin.batch_execute("COMMIT").await.unwrap();
+
+            let put = service.put("/admin/integrations/facebook", &json!({"status": true})).await;
+            assert_eq!(put.status, 200, "{spin} {setting}: the lock released");
+            assert_eq!(service.get("/admin/integrations/facebook").await.json()["status"], true);
+            for line in service.log_lines() {
+                assert!(!line.contains("\"level\":\"error\""), "{spin} {setting}: not an error of the app: {line}");
+            }
+        }
     }
 
     #[on_each_spin]

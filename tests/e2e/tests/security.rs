@@ -30,7 +30,16 @@ e2e::e2e_tests!(
 
     #[on_each_spin]
     async fn no_secret_reaches_a_log_line_or_an_error_body(spin: &Spin) {
-        let service = Service::start_with_own_cluster(spin, &[]).await;
+        let mut service = Service::start_with_own_cluster(spin, &[]).await;
+        // A DSN with a password, as a deployment's is (the test cluster trusts local logins, so the
+        // password is never checked, only carried).
+        let password = "pg-pa55word-e2e";
+        let admin = e2e::connect(service.dsn.as_deref().unwrap()).await;
+        admin.batch_execute(&format!("CREATE ROLE e2e_app LOGIN SUPERUSER PASSWORD '{password}'")).await.unwrap();
+        let dsn = service.dsn.clone().unwrap().replacen("://postgres@", &format!("://e2e_app:{password}@"), 1);
+        assert!(dsn.contains(password), "{dsn}");
+        service.restart_with(&[("db_dsn", &dsn)]).await;
+        assert_eq!(service.get("/readiness").await.status, 200, "the app connects with the password's DSN");
         let secret = "s3cr3t-e2e-value";
         let body = json!({"settings": {"verify": "v", "secret": secret, "page_access_token": secret}});
         assert_eq!(service.put("/admin/integrations/facebook", &body).await.status, 200);
@@ -42,12 +51,13 @@ e2e::e2e_tests!(
         service.stop_database().await;
         let down = service.get("/admin/integrations/facebook").await;
         assert_eq!(down.status, 503);
-        assert!(!String::from_utf8_lossy(&down.body).contains("127.0.0.1"));
+        let body = String::from_utf8_lossy(&down.body);
+        assert!(!body.contains("127.0.0.1") && !body.contains(password), "{body}");
         let lines = service.log_lines();
         assert!(lines.iter().any(|line| line.contains("database unavailable")), "{lines:#?}");
-        let dsn = service.dsn.clone().unwrap();
         for line in &lines {
             assert!(!line.contains(secret), "secret in {line}");
+            assert!(!line.contains(password), "the database password in {line}");
             assert!(!line.contains(&dsn), "DSN in {line}");
             assert!(!line.contains("postgres://"), "a DSN in {line}");
         }

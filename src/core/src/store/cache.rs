@@ -298,18 +298,25 @@ impl Store for CachedStore<'_> {
     }
 
     fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
-        let outcome = self.inner.write(write)?;
         // The request is done with the database: let go of its connection before the key-value
         // calls. A SQLite connection held open across them tripled the p99 of a PUT at 64
         // concurrent writers on the SQLite default (145-171 ms closed first, 300-450 ms held; wrk,
         // Spin 3.6.3): Spin runs each key-value call in `block_in_place`, and the writers waiting
         // for SQLite's lock wait on a connection that is still open. On PostgreSQL it goes back to
         // Spin's pool sooner.
+        let outcome = self.inner.write(write);
         self.inner.close();
-        if matches!(outcome, WriteOutcome::Written(_)) {
-            self.invalidate(write.id.as_str());
+        match &outcome {
+            Ok(WriteOutcome::Written(_)) => self.invalidate(write.id.as_str()),
+            // The database may have committed the write and then failed to say so (the connection
+            // cut after the commit, a written row that did not decode): the client is told the
+            // write failed, but it may be there, and an entry from before it must not hide it.
+            // Only failed writes pay this.
+            Err(StoreError::Unavailable(_) | StoreError::Unexpected(_)) => self.invalidate(write.id.as_str()),
+            Ok(WriteOutcome::NotFound | WriteOutcome::PreconditionFailed | WriteOutcome::UndeclaredSettings(_))
+            | Err(StoreError::Misconfigured(_)) => {}
         }
-        Ok(outcome)
+        outcome
     }
 
     fn history(&self, id: &IntegrationId, before: Option<i64>, limit: u32) -> Result<Option<HistoryPage>, StoreError> {
@@ -320,8 +327,8 @@ impl Store for CachedStore<'_> {
         self.inner.key_usage()
     }
 
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
-        self.inner.reseal_candidates(current, limit)
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+        self.inner.reseal_candidates(current, openable, limit)
     }
 
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
@@ -535,8 +542,13 @@ pub mod tests {
         fn key_usage(&self) -> Result<KeyUsage, StoreError> {
             self.0.key_usage()
         }
-        fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
-            self.0.reseal_candidates(current, limit)
+        fn reseal_candidates(
+            &self,
+            current: &str,
+            openable: &[&str],
+            limit: u32,
+        ) -> Result<Vec<ResealItem>, StoreError> {
+            self.0.reseal_candidates(current, openable, limit)
         }
         fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
             self.0.replace_sealed(item, sealed)
@@ -581,6 +593,64 @@ pub mod tests {
         let log = log.borrow();
         assert_eq!(log[..5], ["kv", "kv", "database", "close", "kv"], "{log:?}");
         assert_eq!(log[5..8], ["database", "close", "kv"], "{log:?}");
+    }
+
+    /// A database that commits a write and then fails to answer, as when the connection is cut
+    /// between the commit and the result.
+    struct CommitsThenFails(MemoryStore);
+
+    impl Store for CommitsThenFails {
+        fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
+            self.0.list()
+        }
+        fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
+            self.0.get(id)
+        }
+        fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
+            self.0.write(write)?;
+            Err(StoreError::Unavailable("connection closed".into()))
+        }
+        fn history(
+            &self,
+            id: &IntegrationId,
+            before: Option<i64>,
+            limit: u32,
+        ) -> Result<Option<HistoryPage>, StoreError> {
+            self.0.history(id, before, limit)
+        }
+        fn key_usage(&self) -> Result<KeyUsage, StoreError> {
+            self.0.key_usage()
+        }
+        fn reseal_candidates(
+            &self,
+            current: &str,
+            openable: &[&str],
+            limit: u32,
+        ) -> Result<Vec<ResealItem>, StoreError> {
+            self.0.reseal_candidates(current, openable, limit)
+        }
+        fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
+            self.0.replace_sealed(item, sealed)
+        }
+        fn ping(&self) -> Result<(), StoreError> {
+            self.0.ping()
+        }
+    }
+
+    #[test]
+    fn a_write_that_may_have_committed_before_it_failed_is_not_hidden_by_the_cache() {
+        let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
+        let cache = cached(&db, &kv, 60_000);
+        assert!(cache.get(&widget()).unwrap().unwrap().status, "an entry filled under a used token");
+        let failing = CachedStore::new(
+            Box::new(CommitsThenFails(db.clone())),
+            Box::new(kv.clone()),
+            60_000,
+            true,
+            Box::new(|_| {}),
+        );
+        assert!(matches!(failing.write(&toggle("chat_widget")), Err(StoreError::Unavailable(_))));
+        assert!(!cache.get(&widget()).unwrap().unwrap().status, "the committed write, not the entry from before it");
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl Store for MemoryStore {
         })
     }
 
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError> {
         let tables = self.tables.borrow();
         let live = tables.rows.iter().map(|row| ResealItem {
             table: Table::Live,
@@ -164,11 +164,12 @@ impl Store for MemoryStore {
             version: version.version,
             settings: version.settings.clone(),
         });
-        Ok(live
-            .chain(history)
-            .filter(|item| item.settings.key.as_deref() != Some(current))
-            .take(limit as usize)
-            .collect())
+        let mut candidates: Vec<ResealItem> =
+            live.chain(history).filter(|item| item.settings.key.as_deref() != Some(current)).collect();
+        // A stable sort: the rows the ring may open first, each group in table order.
+        candidates.sort_by_key(|item| item.settings.key.as_deref().is_some_and(|key| !openable.contains(&key)));
+        candidates.truncate(limit as usize);
+        Ok(candidates)
     }
 
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {

@@ -173,8 +173,11 @@ pub trait Store {
     /// of them; `None` when the integration does not exist.
     fn history(&self, id: &IntegrationId, before: Option<i64>, limit: u32) -> Result<Option<HistoryPage>, StoreError>;
     fn key_usage(&self) -> Result<KeyUsage, StoreError>;
-    /// Up to `limit` rows (live and history) not sealed with the key `current`.
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError>;
+    /// Up to `limit` rows (live and history) not sealed with the key `current`: first those that
+    /// are plain or sealed with a key id in `openable`, so that rows no key of the ring opens
+    /// (left behind by a key removed too early) never fill every batch and keep the rest from
+    /// being re-sealed.
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError>;
     /// Replaces the settings of `item` with `sealed`, unless they changed since they were read;
     /// the version and the history stay as they are (the content is the same).
     fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError>;

@@ -139,15 +139,19 @@ pub mod statements {
         )
     }
 
-    /// `$1` the current key id, `$2` how many.
+    /// `$1` the current key id, `$2` how many, `$3` the key ids the ring may open (a JSON array):
+    /// their rows (and plain ones) first.
     pub fn reseal_candidates() -> String {
         format!(
             "SELECT {}, c.tbl, c.id, c.version, c.settings, c.settings_key FROM (SELECT 1) AS one LEFT JOIN (
-               SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations
-               WHERE settings_key IS DISTINCT FROM $1::text
-               UNION ALL
-               SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
-               WHERE settings_key IS DISTINCT FROM $1::text
+               SELECT * FROM (
+                 SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations
+                 WHERE settings_key IS DISTINCT FROM $1::text
+                 UNION ALL
+                 SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
+                 WHERE settings_key IS DISTINCT FROM $1::text
+               ) AS u
+               ORDER BY (u.settings_key IS NULL OR $3::text::jsonb ? u.settings_key) DESC
                LIMIT $2::int8
              ) AS c ON true",
             schema()
@@ -277,8 +281,12 @@ impl Store for PostgresStore<'_> {
         Ok(usage)
     }
 
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
-        let params = [ParameterValue::Str(current.into()), ParameterValue::Int64(i64::from(limit))];
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+        let params = [
+            ParameterValue::Str(current.into()),
+            ParameterValue::Int64(i64::from(limit)),
+            ParameterValue::Str(serde_json::to_string(openable).expect("ids serialize")),
+        ];
         let rows = self.query(&statements::reseal_candidates(), &params)?;
         named(&rows).filter_map(|row| ResealItem::decode(&row).transpose()).collect()
     }
@@ -390,10 +398,14 @@ fn classify(error: PgError) -> StoreError {
     }
 }
 
-/// SQLSTATE classes that mean "try again later": connection exceptions, insufficient
-/// resources, operator intervention (shutdown, recovery).
+/// SQLSTATEs that mean "try again later": connection exceptions (08), insufficient resources
+/// (53), operator intervention (57P: shutdown, recovery), a statement the server gave up on
+/// (57014: `statement_timeout` or a cancel; 55P03: `lock_timeout`), a transaction to run again
+/// (40: serialization failure, deadlock), and a server that cannot write at the moment (25006:
+/// a standby, e.g. the old primary during a failover). The timeouts are how an operator bounds
+/// a slow database (the host sets none): they must answer 503, as the database being down does.
 fn is_unavailability(code: &str) -> bool {
-    ["08", "53", "57P"].iter().any(|class| code.starts_with(class))
+    ["08", "53", "57P", "57014", "55P03", "40", "25006"].iter().any(|prefix| code.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -405,7 +417,11 @@ mod tests {
         for code in ["08006", "08001", "53300", "57P01", "57P03"] {
             assert!(is_unavailability(code), "{code}");
         }
-        for code in ["42P01", "23505", "22P02", "42501"] {
+        // statement_timeout, lock_timeout, serialization failure, deadlock, a read-only standby.
+        for code in ["57014", "55P03", "40001", "40P01", "25006"] {
+            assert!(is_unavailability(code), "{code}");
+        }
+        for code in ["42P01", "23505", "22P02", "42501", "55000", "57000", "25001"] {
             assert!(!is_unavailability(code), "{code}");
         }
     }
@@ -422,6 +438,57 @@ mod tests {
         assert!(reason.contains("refused"), "{reason}");
     }
 
+    /// `statement` with every parenthesised part taken out: what decides how many rows it yields.
+    fn top_level(statement: &str) -> String {
+        let mut depth = 0usize;
+        let mut top = String::new();
+        for c in statement.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ if depth == 0 => top.push(c),
+                _ => {}
+            }
+        }
+        top.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// Whether `statement` yields at least one row whatever the tables hold: it reads from the one
+    /// row of `(SELECT 1)` (or from nothing, `SELECT <expressions>`), joins only with `LEFT JOIN`,
+    /// and nothing at its top level filters or cuts rows.
+    fn yields_a_row(statement: &str) -> bool {
+        let top = top_level(statement);
+        let words: Vec<&str> = top.split(' ').collect();
+        let froms = words.iter().filter(|word| word.eq_ignore_ascii_case("FROM")).count();
+        let from_one = top.contains("FROM AS one") && froms == 1;
+        let joins_left = words.windows(2).all(|pair| !pair[1].eq_ignore_ascii_case("JOIN") || pair[0] == "LEFT");
+        let cuts = ["WHERE", "HAVING", "LIMIT", "OFFSET", "FETCH", "INTERSECT", "EXCEPT"];
+        let cut = words.iter().any(|word| cuts.iter().any(|cut| word.eq_ignore_ascii_case(cut)));
+        // A comma in the FROM clause is a cross join, which an empty table empties.
+        let from = top.split_once("FROM ").map_or("", |(_, from)| from);
+        let cross = from.split(" ORDER BY ").next().unwrap_or_default().contains(',');
+        (from_one || froms == 0) && joins_left && !cut && !cross
+    }
+
+    #[test]
+    fn the_one_row_check_refuses_what_can_yield_no_row() {
+        let one = "SELECT a FROM (SELECT 1) AS one LEFT JOIN t ON t.id = $1 ORDER BY a";
+        assert!(yields_a_row(one));
+        assert!(yields_a_row("SELECT (SELECT max(v) FROM t WHERE x = 1) AS v"));
+        assert!(yields_a_row(
+            "SELECT a FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM t WHERE x LIMIT 3) AS u ON true"
+        ));
+        for none in [
+            "SELECT a FROM t WHERE id = $1",
+            "SELECT a FROM (SELECT 1) AS one LEFT JOIN t ON true WHERE t.id = $1",
+            "SELECT a FROM (SELECT 1) AS one JOIN t ON t.id = $1",
+            "SELECT a FROM (SELECT 1) AS one LEFT JOIN t ON true LIMIT $1",
+            "SELECT a FROM (SELECT 1) AS one, t",
+        ] {
+            assert!(!yields_a_row(none), "{none}");
+        }
+    }
+
     #[test]
     fn every_query_starts_from_one_row() {
         // Spin 4.0's zero-row deadlock: a query that can match nothing must still yield a row.
@@ -431,13 +498,18 @@ mod tests {
             statements::history(),
             statements::key_usage(),
             statements::reseal_candidates(),
+            statements::ping(),
         ] {
-            assert!(statement.contains("FROM (SELECT 1) AS one LEFT JOIN"), "{statement}");
+            assert!(yields_a_row(&statement), "{statement}");
         }
         // The write calls a function whose last migrated body does so itself.
         assert!(statements::write().starts_with("SELECT * FROM integrations_write_as("));
         let function = migrations::postgres_script(&[]);
         let latest = &function[function.rfind("FUNCTION integrations_write_as(").expect("the write function")..];
-        assert!(latest.contains("FROM (SELECT 1) AS one LEFT JOIN verdict"), "{latest}");
+        let body = &latest[latest.find("RETURN QUERY").expect("its query") + "RETURN QUERY".len()..];
+        let query = &body[..body.find(';').expect("the end of its query")];
+        // Its CTEs are the parenthesised part: the final SELECT decides.
+        assert!(yields_a_row(query), "{query}");
+        assert!(query.contains("FROM (SELECT 1) AS one LEFT JOIN verdict"), "{query}");
     }
 }

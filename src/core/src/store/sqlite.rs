@@ -272,15 +272,22 @@ impl Store for SqliteStore<'_> {
         Ok(KeyUsage { live: count("integrations")?, history: count("integration_history")? })
     }
 
-    fn reseal_candidates(&self, current: &str, limit: u32) -> Result<Vec<ResealItem>, StoreError> {
+    fn reseal_candidates(&self, current: &str, openable: &[&str], limit: u32) -> Result<Vec<ResealItem>, StoreError> {
         self.ensure_schema()?;
         let result = self.execute(
-            "SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations WHERE settings_key IS NOT ?1
-             UNION ALL
-             SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
-             WHERE settings_key IS NOT ?1
+            "SELECT * FROM (
+               SELECT 'live' AS tbl, id, version, settings, settings_key FROM integrations WHERE settings_key IS NOT ?1
+               UNION ALL
+               SELECT 'history', integration_id, version, settings, settings_key FROM integration_history
+               WHERE settings_key IS NOT ?1
+             )
+             ORDER BY (settings_key IS NULL OR settings_key IN (SELECT value FROM json_each(?3))) DESC
              LIMIT ?2",
-            &[Value::Text(current.into()), Value::Integer(i64::from(limit))],
+            &[
+                Value::Text(current.into()),
+                Value::Integer(i64::from(limit)),
+                Value::Text(serde_json::to_string(openable).expect("ids serialize")),
+            ],
         )?;
         named(&result).filter_map(|row| ResealItem::decode(&row).transpose()).collect()
     }
