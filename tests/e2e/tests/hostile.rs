@@ -375,7 +375,10 @@ e2e::e2e_tests!(
                         "{spin} {backend:?} token {token:?}, 8 x 100 MiB ({framing}): {expected}, Spin's peak RSS {} MiB",
                         peak >> 20
                     );
-                    assert!(peak < 200 * 1024 * 1024, "{spin}: Spin's resident memory peaked at {} MiB", peak >> 20);
+                    // Read whole, the eight bodies are 800 MiB; refused from their heads, Spin peaks at
+                    // 73-87 MiB alone and was seen at 223 MiB once with the machine's load at 7 (a bound
+                    // of 200 failed then): 400 tells the two apart with room for a busy machine.
+                    assert!(peak < 400 * 1024 * 1024, "{spin}: Spin's resident memory peaked at {} MiB", peak >> 20);
                 }
                 let auth = token.map(|token| format!("Bearer {token}")).unwrap_or_default();
                 let facebook =
