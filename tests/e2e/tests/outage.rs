@@ -107,6 +107,39 @@ e2e::e2e_tests!(
     }
 
     #[on_each_spin]
+    /// A `db_host` that does not let the components reach `db_dsn`'s address, and a `db_dsn` that
+    /// does not parse, are the operator's to fix: they answered 503 `Database unavailable` with
+    /// `Retry-After`, as if waiting would help, and readiness did not say which variable.
+    async fn a_wrong_db_host_or_db_dsn_is_misconfigured_naming_it(spin: &Spin) {
+        let mut service = Service::start(spin, Backend::Postgres).await;
+        let dsn = service.dsn.clone().expect("a PostgreSQL service");
+        let unparsable = dsn.replacen("@127.0.0.1:", "@127.0.0.1:notaport", 1);
+        assert_ne!(unparsable, dsn, "the fixture's DSN names 127.0.0.1: {dsn}");
+        for (variables, variable) in [
+            (vec![("db_host", "127.0.0.1:1")], "db_host"),
+            (vec![("db_dsn", unparsable.as_str())], "db_dsn"),
+        ] {
+            service.restart_with(&variables).await;
+            let detail = format!("Service misconfigured: {variable}");
+            let list = service.get("/admin/integrations/").await;
+            assert_eq!((list.status, list.json()), (500, json!({ "detail": detail })), "{spin} {variables:?}");
+            let readiness = service.get("/readiness").await;
+            assert_eq!(
+                (readiness.status, readiness.json()["detail"].as_str()),
+                (503, Some(detail.as_str())),
+                "{spin} {variables:?}"
+            );
+            let line = service.wait_for_log(&format!("\"variable\":\"{variable}\"")).await;
+            assert!(line.contains("\"msg\":\"misconfigured\""), "{line}");
+            for line in service.log_lines() {
+                assert!(!line.contains("notaport") && !line.contains(&dsn), "the DSN in {line}");
+            }
+        }
+        service.restart_with(&[]).await;
+        assert_eq!(service.get("/readiness").await.status, 200);
+    }
+
+    #[on_each_spin]
     /// Issue 19: a keyring that does not parse was reported to clients as "Database unavailable".
     async fn a_keyring_that_does_not_parse_is_a_500_naming_it_and_readiness_fails(spin: &Spin) {
         let secret_looking = "k1:c2hvcnQta2V5";

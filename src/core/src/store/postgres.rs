@@ -20,6 +20,7 @@ use super::{
     condition_params, names_json, parse_names, unexpected_shape, Columns, HistoryPage, KeyUsage, ResealItem, Seeder,
     Store, StoreError, StoredRow, StoredSettings, Table, Write, WriteOutcome,
 };
+use crate::config::Misconfigured;
 use crate::domain::IntegrationId;
 use crate::redact::short_reason;
 
@@ -382,6 +383,17 @@ fn sqlstate(error: &PgError) -> Option<&str> {
 /// Sorts a host error into "the database is not there" and "something is wrong",
 /// keeping only a short, secret-free reason.
 fn classify(error: PgError) -> StoreError {
+    let host_text = match &error {
+        PgError::ConnectionFailed(text) | PgError::Other(text) | PgError::QueryFailed(QueryError::Text(text)) => {
+            Some(text)
+        }
+        PgError::QueryFailed(QueryError::DbError(_)) | PgError::BadParameter(_) | PgError::ValueConversionFailed(_) => {
+            None
+        }
+    };
+    if let Some(misconfigured) = host_text.and_then(|text| misconfiguration(text)) {
+        return misconfigured.into();
+    }
     match &error {
         PgError::ConnectionFailed(text) => StoreError::Unavailable(short_reason(text)),
         PgError::QueryFailed(QueryError::DbError(db)) if is_unavailability(&db.code) => {
@@ -398,6 +410,23 @@ fn classify(error: PgError) -> StoreError {
     }
 }
 
+/// What the host says before it ever reaches the database when the variables are wrong: no
+/// waiting fixes these, so they are the operator's to fix (500 `Service misconfigured`, readiness
+/// 503 naming the variable), not an outage to wait out (503 `Database unavailable`).
+fn misconfiguration(text: &str) -> Option<Misconfigured> {
+    let text = text.to_ascii_lowercase();
+    if text.contains("is not permitted") {
+        Some(Misconfigured {
+            what: "db_host",
+            why: "the database's address is not in allowed_outbound_hosts: db_host must be db_dsn's host:port",
+        })
+    } else if text.contains("invalid connection string") {
+        Some(Misconfigured { what: "db_dsn", why: "not a valid connection string" })
+    } else {
+        None
+    }
+}
+
 /// SQLSTATEs that mean "try again later": connection exceptions (08), insufficient resources
 /// (53), operator intervention (57P: shutdown, recovery), a statement the server gave up on
 /// (57014: `statement_timeout` or a cancel; 55P03: `lock_timeout`), a transaction to run again
@@ -411,6 +440,24 @@ fn is_unavailability(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What no waiting fixes is the operator's: a `db_host` that does not let the components reach
+    /// `db_dsn`'s address, or a `db_dsn` that does not parse (both used to answer as an outage).
+    #[test]
+    fn a_wrong_db_host_or_db_dsn_is_misconfigured_not_an_outage() {
+        let what = |error| match classify(error) {
+            StoreError::Misconfigured(misconfigured) => Some(misconfigured.what),
+            StoreError::Unavailable(_) | StoreError::Unexpected(_) => None,
+        };
+        let not_permitted = "address postgres://10.0.0.5:5432 is not permitted";
+        assert_eq!(what(PgError::ConnectionFailed(not_permitted.into())), Some("db_host"));
+        assert_eq!(what(PgError::Other(not_permitted.into())), Some("db_host"));
+        let unparsable = "invalid connection string: invalid port";
+        assert_eq!(what(PgError::ConnectionFailed(unparsable.into())), Some("db_dsn"));
+        assert_eq!(what(PgError::QueryFailed(QueryError::Text(unparsable.into()))), Some("db_dsn"));
+        let refused = "error connecting to server: Connection refused (os error 111)";
+        assert!(matches!(classify(PgError::ConnectionFailed(refused.into())), StoreError::Unavailable(_)));
+    }
 
     #[test]
     fn connection_exceptions_and_shutdowns_are_unavailability() {
