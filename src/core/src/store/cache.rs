@@ -515,8 +515,10 @@ pub mod tests {
         }
     }
 
-    /// A store that logs its calls, in order, into the log a [`LoggedKv`] shares.
-    struct LoggedStore(MemoryStore, Rc<RefCell<Vec<&'static str>>>);
+    /// A store that logs its calls, in order, into the log a [`LoggedKv`] shares. With
+    /// `fails_after_commit`, a write is committed and then answered with an error, as when the
+    /// connection is cut between the commit and the result.
+    struct LoggedStore(MemoryStore, Rc<RefCell<Vec<&'static str>>>, bool);
 
     impl Store for LoggedStore {
         fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
@@ -529,7 +531,11 @@ pub mod tests {
         }
         fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
             self.1.borrow_mut().push("database");
-            self.0.write(write)
+            let outcome = self.0.write(write)?;
+            match self.2 {
+                true => Err(StoreError::Unavailable("connection closed".into())),
+                false => Ok(outcome),
+            }
         }
         fn history(
             &self,
@@ -579,7 +585,7 @@ pub mod tests {
         let log = Rc::new(RefCell::new(Vec::new()));
         let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
         let logged = || {
-            let store = LoggedStore(db.clone(), log.clone());
+            let store = LoggedStore(db.clone(), log.clone(), false);
             CachedStore::new(
                 Box::new(store),
                 Box::new(LoggedKv(kv.clone(), log.clone())),
@@ -595,55 +601,13 @@ pub mod tests {
         assert_eq!(log[5..8], ["database", "close", "kv"], "{log:?}");
     }
 
-    /// A database that commits a write and then fails to answer, as when the connection is cut
-    /// between the commit and the result.
-    struct CommitsThenFails(MemoryStore);
-
-    impl Store for CommitsThenFails {
-        fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
-            self.0.list()
-        }
-        fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
-            self.0.get(id)
-        }
-        fn write(&self, write: &Write) -> Result<WriteOutcome, StoreError> {
-            self.0.write(write)?;
-            Err(StoreError::Unavailable("connection closed".into()))
-        }
-        fn history(
-            &self,
-            id: &IntegrationId,
-            before: Option<i64>,
-            limit: u32,
-        ) -> Result<Option<HistoryPage>, StoreError> {
-            self.0.history(id, before, limit)
-        }
-        fn key_usage(&self) -> Result<KeyUsage, StoreError> {
-            self.0.key_usage()
-        }
-        fn reseal_candidates(
-            &self,
-            current: &str,
-            openable: &[&str],
-            limit: u32,
-        ) -> Result<Vec<ResealItem>, StoreError> {
-            self.0.reseal_candidates(current, openable, limit)
-        }
-        fn replace_sealed(&self, item: &ResealItem, sealed: &StoredSettings) -> Result<bool, StoreError> {
-            self.0.replace_sealed(item, sealed)
-        }
-        fn ping(&self) -> Result<(), StoreError> {
-            self.0.ping()
-        }
-    }
-
     #[test]
     fn a_write_that_may_have_committed_before_it_failed_is_not_hidden_by_the_cache() {
         let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
         let cache = cached(&db, &kv, 60_000);
         assert!(cache.get(&widget()).unwrap().unwrap().status, "an entry filled under a used token");
         let failing = CachedStore::new(
-            Box::new(CommitsThenFails(db.clone())),
+            Box::new(LoggedStore(db.clone(), Rc::default(), true)),
             Box::new(kv.clone()),
             60_000,
             true,
