@@ -115,9 +115,12 @@ e2e::e2e_tests!(
         let dsn = service.dsn.clone().expect("a PostgreSQL service");
         let unparsable = dsn.replacen("@127.0.0.1:", "@127.0.0.1:notaport", 1);
         assert_ne!(unparsable, dsn, "the fixture's DSN names 127.0.0.1: {dsn}");
+        let separator = if dsn.contains('?') { '&' } else { '?' };
+        let bad_option = format!("{dsn}{separator}sslmode=notamode");
         for (variables, variable) in [
             (vec![("db_host", "127.0.0.1:1")], "db_host"),
             (vec![("db_dsn", unparsable.as_str())], "db_dsn"),
+            (vec![("db_dsn", bad_option.as_str())], "db_dsn"),
         ] {
             service.restart_with(&variables).await;
             let detail = format!("Service misconfigured: {variable}");
@@ -133,6 +136,7 @@ e2e::e2e_tests!(
             assert!(line.contains("\"msg\":\"misconfigured\""), "{line}");
             for line in service.log_lines() {
                 assert!(!line.contains("notaport") && !line.contains(&dsn), "the DSN in {line}");
+                assert!(!line.contains("notamode"), "the DSN in {line}");
             }
         }
         service.restart_with(&[]).await;
