@@ -209,8 +209,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "The app runs under `spin up` with `log_level=warn` (the default `info` writes a log line per \
-             request). Every server has its own process group; RSS is the largest resident memory of the whole \
+            "The app runs under `spin up` at spin.toml's default `log_level`, `info`, as the README's commands \
+             and the deployment run it (a JSON log line per request); FastAPI as its anchor says to run it \
+             (`--log-level warning`: no access log). Every server has its own process group; RSS is the largest resident memory of the whole \
              group (for Spin: `spin up` and its `spin trigger http` child) sampled every 250 ms during the cell. \
              `errors` counts non-2xx responses and socket errors (connect, read, write, timeout) as wrk reports them.\n\n\
              Noise: wrk, PostgreSQL and the server under load share one machine's {} cores, which other work \
