@@ -269,6 +269,8 @@ struct Run {
     baseline: Result<Baseline, String>,
     redis: Option<Redis>,
     started: Instant,
+    /// How many cells have run: each starts its servers one further along their order.
+    cells_run: std::cell::Cell<usize>,
 }
 
 /// The servers of one pass, started side by side, each measured in every cell back to back.
@@ -304,14 +306,18 @@ impl Run {
             .with_context(|| format!("{label}, {} at {connections} connections", route.name))
     }
 
-    /// A cell: `route` at `connections` on every server of `order` that runs, back to back.
+    /// A cell: `route` at `connections` on every server of `order` that runs, back to back, from
+    /// the one after where the last cell started: the app's configurations and the floor share one
+    /// database, so whoever always ran last would always meet the others' dead rows and autovacuum.
+    /// The row lists them in `order`.
     fn cell(&self, servers: &Servers, order: &[Server], route: &Route, label: String, connections: u32) -> Result<Row> {
         let mut cells = Vec::new();
-        for &server in order {
+        for &server in rotated(order, self.cells_run.replace(self.cells_run.get() + 1)) {
             if let Some((base_url, group)) = servers.base_url_and_group(server) {
                 cells.push((server, self.measure(server.label(), base_url, group, route, connections)?));
             }
         }
+        cells.sort_by_key(|(server, _)| order.iter().position(|listed| listed == server));
         Ok(Row { route: label, connections, cells })
     }
 
@@ -510,6 +516,12 @@ impl Run {
     }
 }
 
+/// `order` starting at its `turn`th entry (modulo its length), wrapping around.
+fn rotated(order: &[Server], turn: usize) -> impl Iterator<Item = &Server> {
+    let start = if order.is_empty() { 0 } else { turn % order.len() };
+    order[start..].iter().chain(&order[..start])
+}
+
 /// Whether a cold start's answer `status` (0: none) failed: anything but a 2xx, or a 412 to a
 /// PUT with `If-Match` (`conditional`), of which one may win the race. A 412 to a plain PUT is a
 /// failure: it has no precondition to fail.
@@ -553,6 +565,7 @@ async fn main() -> Result<()> {
         redis: redis.ok(),
         started,
         options,
+        cells_run: Default::default(),
     };
     let mut report =
         Report::new(&run.options, &spins, run.baseline.as_ref().map(|b| b.description.clone()).map_err(Clone::clone));
@@ -683,6 +696,16 @@ mod tests {
             .filter_map(|word| word.strip_prefix("SPIN_VARIABLE_")?.split_once('='))
             .map(|(name, _)| name.to_ascii_lowercase())
             .collect()
+    }
+
+    #[test]
+    fn each_cell_starts_one_server_further() {
+        let order = [Server::FastApi, Server::Deployed, Server::Floor];
+        let turn = |turn| rotated(&order, turn).copied().collect::<Vec<_>>();
+        assert_eq!(turn(0), order);
+        assert_eq!(turn(1), [Server::Deployed, Server::Floor, Server::FastApi]);
+        assert_eq!(turn(5), [Server::Floor, Server::FastApi, Server::Deployed]);
+        assert_eq!(rotated(&[], 3).count(), 0);
     }
 
     #[test]
