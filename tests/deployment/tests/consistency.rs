@@ -534,3 +534,44 @@ fn terraform_is_formatted() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// release.yml's check of a tag, run as the workflow runs it (bash, in a checkout): the tag must
+/// be `v` and spin.toml's version, and CHANGELOG.md's first heading that version's dated release
+/// section (the tests check that heading names spin.toml's version), never `## [Unreleased]`.
+#[test]
+fn the_release_workflow_refuses_a_tag_that_is_not_the_dated_release_of_spin_tomls_version() {
+    let doc = yaml_doc(".github/workflows/release.yml");
+    let steps = seq(&doc["jobs"]["release"]["steps"], "steps");
+    let check = steps
+        .iter()
+        .find(|step| step["name"].as_str().is_some_and(|name| name.starts_with("Check the tag")))
+        .expect("release.yml checks the tag");
+    assert_eq!(check["if"].as_str(), Some("startsWith(github.ref, 'refs/tags/v')"));
+    let script = check["run"].as_str().unwrap();
+    let version = app_manifest::Manifest::of_the_app().application.version;
+    let changelog = read("CHANGELOG.md");
+    let first = changelog.lines().find(|line| line.starts_with("## [")).unwrap().to_owned();
+    let dated = changelog.replacen(&first, &format!("## [{version}] - 2027-01-31"), 1);
+
+    let run = |tag: &str, changelog: &str| -> (bool, String) {
+        let checkout = tempfile::tempdir().unwrap();
+        std::fs::copy(root().join("spin.toml"), checkout.path().join("spin.toml")).unwrap();
+        std::fs::write(checkout.path().join("CHANGELOG.md"), changelog).unwrap();
+        let output = Command::new("bash")
+            .args(["-e", "-c", script])
+            .current_dir(checkout.path())
+            .env("GITHUB_REF_NAME", tag)
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let tag = format!("v{version}");
+    assert_eq!(run(&tag, &dated), (true, String::new()), "the release of spin.toml's version, dated");
+    let (passed, said) = run("v9.9.9", &dated);
+    assert!(!passed && said.contains("does not match spin.toml version"), "{said}");
+    let (passed, said) = run(&tag, &dated.replacen(&format!("## [{version}] - 2027-01-31"), "## [Unreleased] - x", 1));
+    assert!(!passed && said.contains("CHANGELOG.md's first heading is '## [Unreleased]"), "{said}");
+    let (passed, said) =
+        run(&tag, &dated.replacen(&format!("## [{version}] - 2027-01-31"), "## [0.0.1] - 2027-01-31", 1));
+    assert!(!passed && said.contains("::error::CHANGELOG.md"), "{said}");
+}

@@ -10,8 +10,8 @@
 //!
 //! A request fails when it gets no response (a socket error or a timeout) or a status other than
 //! 2xx, except a PUT's 412. [`check_writes`] then reads the history from PostgreSQL: every 200 PUT
-//! must be there, at the version its ETag named, with the marker it wrote, and the final row must
-//! be the last acknowledged write.
+//! must be there, at the version its ETag named, with the marker it wrote and the status and
+//! settings it read, and the final row must be the last acknowledged write.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -424,14 +424,28 @@ pub struct WriteCheck {
 /// a final row that is not the last acknowledged write.
 pub async fn check_writes(dsn: &str, integration: &str, report: &Report) -> Result<WriteCheck> {
     let client = test_support::postgres::connect(dsn).await?;
-    let history = client
+    let rows = client
         .query(
-            "SELECT version, description FROM integration_history WHERE integration_id = $1 ORDER BY version",
+            "SELECT version, description, status, settings FROM integration_history WHERE integration_id = $1 \
+             ORDER BY version",
             &[&integration],
         )
         .await
         .context("reading the history")?;
-    let history: BTreeMap<i64, String> = history.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let history: BTreeMap<i64, String> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    // The load's saves send back the status and settings they read and change only the
+    // description: every version it made holds the first version's, or a replica (of either
+    // release) read them wrong and wrote that back.
+    let content = |row: &tokio_postgres::Row| -> Result<(bool, Value)> {
+        let settings: String = row.get(3);
+        Ok((row.get(2), serde_json::from_str(&settings).with_context(|| format!("settings {settings:?}"))?))
+    };
+    let first = content(rows.first().context("the integration has no history")?)?;
+    for row in rows.iter().filter(|row| row.get::<_, String>(1).starts_with("fleet admin ")) {
+        let version: i64 = row.get(0);
+        let found = content(row)?;
+        ensure!(found == first, "version {version} holds status and settings {found:?}, not the {first:?} read");
+    }
     let row = client
         .query_one("SELECT version, description FROM integrations WHERE id = $1", &[&integration])
         .await

@@ -1,9 +1,10 @@
 //! The two releases a fleet test runs: this checkout (its `spin.toml`, built by `tests/run`)
 //! and the previous release, built from the commit `CHANGELOG.md` names for it.
 //!
-//! CHANGELOG.md is the one place that says which commit a release is: the newest
-//! `## [x.y.z] - date` section below `## [Unreleased]` is the previous release, and its
-//! `Commit: <hash>` line the commit. That commit is extracted with `git archive` and built with
+//! CHANGELOG.md is the one place that says which commit a release is. Its first section is this
+//! checkout's version: `## [Unreleased] - x.y.z` while it is worked on, `## [x.y.z] - date` on the
+//! commit a release is tagged from (which cannot name its own commit); the next `## [x.y.z] -
+//! date` section is the previous release, and its `Commit: <hash>` line the commit. That commit is extracted with `git archive` and built with
 //! its own `spin.toml` build commands (what `spin build` runs; per-package `cargo build`s as one,
 //! as `tests/run` builds this checkout), its own `.cargo/config.toml` and
 //! its own target directory, in a scratch directory outside this checkout: cargo merges every
@@ -65,17 +66,46 @@ pub struct Recorded {
     pub commit: String,
 }
 
-/// The newest released section of a CHANGELOG in the format of ours: the first `## [x.y.z]`
-/// heading after `## [Unreleased]`, and the `Commit: <hash>` line of that section.
-pub fn previous_in_changelog(changelog: &str) -> Result<Recorded> {
-    let mut sections = changelog.split("\n## [").skip(1);
-    let unreleased = sections.next().context("CHANGELOG.md has no `## [...]` section")?;
-    ensure!(unreleased.starts_with("Unreleased]"), "CHANGELOG.md's first section is not `## [Unreleased]`");
-    let section = sections.next().context("CHANGELOG.md records no release below `## [Unreleased]`")?;
-    let version = section.split(']').next().unwrap_or_default().trim().to_owned();
+/// The version a CHANGELOG's first section is about, and whether that section is a release (`##
+/// [x.y.z] - date`) rather than `## [Unreleased] - x.y.z`.
+pub fn changelog_heading(changelog: &str) -> Result<(String, bool)> {
+    let section = changelog.split("\n## [").nth(1).context("CHANGELOG.md has no `## [...]` section")?;
+    let heading = section.lines().next().unwrap_or_default();
+    let (version, released) = match heading.strip_prefix("Unreleased] - ") {
+        Some(version) => (version.trim(), false),
+        None => {
+            let (version, date) = heading.split_once("] - ").unwrap_or((heading, ""));
+            let date: Vec<&str> = date.trim().split('-').collect();
+            ensure!(
+                date.len() == 3
+                    && [4, 2, 2].iter().zip(&date).all(|(n, part)| part.len() == *n && part.parse::<u32>().is_ok()),
+                "CHANGELOG.md's first heading `## [{heading}` is neither `## [Unreleased] - x.y.z` nor `## [x.y.z] - \
+                 YYYY-MM-DD`"
+            );
+            (version, true)
+        }
+    };
+    ensure!(is_version(version), "CHANGELOG.md's first heading `## [{heading}` names no version (x.y.z)");
+    Ok((version.to_owned(), released))
+}
+
+/// The release before `current` in a CHANGELOG in the format of ours: the first section must be
+/// `current`'s (unreleased or released, see the module's documentation), and the next one, a
+/// release older than `current`, is returned with the hash of its `Commit:` line.
+pub fn previous_in_changelog(changelog: &str, current: &str) -> Result<Recorded> {
+    let (first, _) = changelog_heading(changelog)?;
     ensure!(
-        version.split('.').count() == 3 && version.split('.').all(|part| part.parse::<u64>().is_ok()),
-        "CHANGELOG.md: `## [{version}]` is not a release version (x.y.z)"
+        first == current,
+        "CHANGELOG.md's first section is about {first}, but this checkout is {current} (spin.toml): a version was \
+         moved on in one place only"
+    );
+    let section = changelog.split("\n## [").nth(2).context("CHANGELOG.md records no release below this one's")?;
+    let version = section.split(']').next().unwrap_or_default().trim().to_owned();
+    ensure!(is_version(&version), "CHANGELOG.md: `## [{version}]` is not a release version (x.y.z)");
+    ensure!(
+        semver(&version) < semver(current),
+        "CHANGELOG.md's newest release {version} is not older than spin.toml's version {current}: a release was cut \
+         without moving spin.toml on"
     );
     let commit = section
         .lines()
@@ -90,6 +120,10 @@ pub fn previous_in_changelog(changelog: &str) -> Result<Recorded> {
     Ok(Recorded { version, commit })
 }
 
+fn is_version(version: &str) -> bool {
+    version.split('.').count() == 3 && version.split('.').all(|part| part.parse::<u64>().is_ok())
+}
+
 /// `[application] version` of a spin.toml.
 fn manifest_version(manifest: &str) -> Result<String> {
     let manifest: toml::Value = toml::from_str(manifest)?;
@@ -98,14 +132,8 @@ fn manifest_version(manifest: &str) -> Result<String> {
 
 fn build_previous() -> Result<Release> {
     let root = test_support::workspace_root();
-    let recorded = previous_in_changelog(&std::fs::read_to_string(root.join("CHANGELOG.md"))?)?;
     let current = this_release().version;
-    ensure!(
-        semver(&recorded.version) < semver(&current),
-        "CHANGELOG.md's newest release {} is not older than spin.toml's version {current}: a release was cut \
-         without moving spin.toml on (or `## [Unreleased]` lost its place)",
-        recorded.version
-    );
+    let recorded = previous_in_changelog(&std::fs::read_to_string(root.join("CHANGELOG.md"))?, &current)?;
     let commit = resolve_commit(&root, &recorded)?;
     let dir = root.join("target/releases").join(format!("v{}", recorded.version));
     std::fs::create_dir_all(dir.parent().unwrap())?;
@@ -329,19 +357,49 @@ mod tests {
 
     #[test]
     fn the_previous_release_is_the_newest_section_below_unreleased() {
-        let recorded = previous_in_changelog(CHANGELOG).unwrap();
+        let recorded = previous_in_changelog(CHANGELOG, "0.4.0").unwrap();
+        assert_eq!(recorded, Recorded { version: "0.3.0".into(), commit: "0123abcd".into() });
+        assert_eq!(changelog_heading(CHANGELOG).unwrap(), ("0.4.0".to_owned(), false));
+    }
+
+    /// The commit a release is tagged from has its own dated section on top, which cannot name
+    /// that commit: the previous release is still the one below it.
+    #[test]
+    fn on_the_release_commit_the_previous_release_is_the_section_below_its_own() {
+        let tagged = CHANGELOG.replace("## [Unreleased] - 0.4.0", "## [0.4.0] - 2027-01-10");
+        assert_eq!(changelog_heading(&tagged).unwrap(), ("0.4.0".to_owned(), true));
+        let recorded = previous_in_changelog(&tagged, "0.4.0").unwrap();
         assert_eq!(recorded, Recorded { version: "0.3.0".into(), commit: "0123abcd".into() });
     }
 
     #[test]
     fn a_changelog_without_a_commit_or_a_release_is_refused_with_the_reason() {
         let no_commit = CHANGELOG.replace("Commit: 0123abcd (main after ...).", "");
-        let error = previous_in_changelog(&no_commit).unwrap_err().to_string();
+        let error = previous_in_changelog(&no_commit, "0.4.0").unwrap_err().to_string();
         assert!(error.contains("release 0.3.0 has no `Commit: <hash>` line"), "{error}");
         let only_unreleased = "# Changelog\n\n## [Unreleased] - 0.1.0\n";
-        assert!(previous_in_changelog(only_unreleased).unwrap_err().to_string().contains("records no release"));
+        let error = previous_in_changelog(only_unreleased, "0.1.0").unwrap_err().to_string();
+        assert!(error.contains("records no release"), "{error}");
         let not_a_hash = CHANGELOG.replace("0123abcd", "tbd");
-        assert!(previous_in_changelog(&not_a_hash).unwrap_err().to_string().contains("not a commit hash"));
+        assert!(previous_in_changelog(&not_a_hash, "0.4.0").unwrap_err().to_string().contains("not a commit hash"));
+    }
+
+    /// The first section is this checkout's version, said so: a bump of spin.toml alone, a
+    /// heading without its version, or an undated release is refused.
+    #[test]
+    fn a_first_section_about_another_version_is_refused() {
+        let error = previous_in_changelog(CHANGELOG, "0.4.1").unwrap_err().to_string();
+        assert!(error.contains("about 0.4.0, but this checkout is 0.4.1"), "{error}");
+        let error = previous_in_changelog(CHANGELOG, "0.3.0").unwrap_err().to_string();
+        assert!(error.contains("about 0.4.0, but this checkout is 0.3.0"), "{error}");
+        for heading in ["## [Unreleased]", "## [0.4.0]", "## [0.4.0] - soon", "## [Unreleased] - next"] {
+            let changelog = CHANGELOG.replace("## [Unreleased] - 0.4.0", heading);
+            assert!(changelog_heading(&changelog).is_err(), "{heading}");
+        }
+        // A first section whose release is not newer than the one below it.
+        let behind = CHANGELOG.replace("## [Unreleased] - 0.4.0", "## [Unreleased] - 0.3.0");
+        let error = previous_in_changelog(&behind, "0.3.0").unwrap_err().to_string();
+        assert!(error.contains("not older than spin.toml's version 0.3.0"), "{error}");
     }
 
     #[test]
@@ -362,8 +420,36 @@ mod tests {
     #[test]
     fn the_repositorys_changelog_names_a_release_older_than_this_one() {
         let root = test_support::workspace_root();
-        let recorded = previous_in_changelog(&std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap()).unwrap();
+        let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
+        let recorded = previous_in_changelog(&changelog, &this_release().version).unwrap();
         assert!(semver(&recorded.version) < semver(&this_release().version), "{recorded:?}");
         assert_eq!(semver("0.10.0").cmp(&semver("0.9.1")), std::cmp::Ordering::Greater);
+    }
+
+    /// One version, said in three places that cannot be derived from each other: spin.toml's
+    /// `[application] version` (the OCI artifact's version, which release.yml checks the tag
+    /// against), the workspace's (every crate's `CARGO_PKG_VERSION`: the OpenAPI description's
+    /// `info.version` and `integrations_build_info`), and the CHANGELOG's first heading.
+    #[test]
+    fn spin_toml_every_crate_and_the_changelog_name_one_version() {
+        let root = test_support::workspace_root();
+        let version = this_release().version;
+        let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
+        assert_eq!(changelog_heading(&changelog).unwrap().0, version, "CHANGELOG.md's first heading vs spin.toml");
+        let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["metadata", "--no-deps", "--offline", "--format-version", "1"])
+            .current_dir(&root)
+            .output()
+            .expect("cargo metadata");
+        assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+        let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let packages = metadata["packages"].as_array().unwrap();
+        assert!(packages.iter().any(|package| package["name"] == "integrations-core"), "the workspace's crates");
+        let other: Vec<String> = packages
+            .iter()
+            .filter(|package| package["version"] != version.as_str())
+            .map(|package| format!("{} {}", package["name"], package["version"]))
+            .collect();
+        assert!(other.is_empty(), "crates whose version is not spin.toml's {version}: {other:?}");
     }
 }

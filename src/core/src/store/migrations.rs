@@ -650,6 +650,27 @@ mod tests {
         }
     }
 
+    /// Pins are consecutive from version 1; and on the commit a release is tagged from (its
+    /// CHANGELOG.md section dated, no longer `## [Unreleased]`, which release.yml requires of a
+    /// tag) every migration is released, so every one must be pinned above: otherwise a
+    /// migration databases have run could be edited with no test noticing.
+    #[test]
+    fn a_release_pins_every_migration_it_ships() {
+        let pinned: Vec<i64> = RELEASED.iter().map(|(version, ..)| *version).collect();
+        assert_eq!(pinned, (1..=pinned.len() as i64).collect::<Vec<_>>(), "RELEASED is in version order from 1");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../CHANGELOG.md");
+        let changelog = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let heading = changelog.lines().find(|line| line.starts_with("## [")).expect("a CHANGELOG section");
+        if !heading.starts_with("## [Unreleased]") {
+            assert_eq!(
+                pinned.len() as i64,
+                LATEST,
+                "CHANGELOG.md's `{heading}` is a release: pin each of its migrations in RELEASED (a row with \
+                 empty digests makes released_migrations_are_never_edited print them)"
+            );
+        }
+    }
+
     /// The PostgreSQL statements of `version`.
     fn postgres_of(version: i64) -> Vec<String> {
         MIGRATIONS[version as usize - 1].steps.iter().flat_map(|step| statements(step, Dialect::Postgres)).collect()
