@@ -5,7 +5,13 @@
 //! and start several at once, under continuous load ([`load`]) through the load balancer.
 //!
 //! PostgreSQL only: the SQLite default is a file in one replica's state directory, so a SQLite
-//! "fleet" would be N services with N databases.
+//! "fleet" would be N services with N databases (its upgrade and rollback run one release after
+//! another on one state directory instead).
+//!
+//! Every replica is given an `admin_token` ([`ADMIN_TOKEN`], which both releases read) and every
+//! request of the load carries it ([`client`]), as a deployment with the admin UI behind a token
+//! runs: the previous release's authenticated writes must reach this release's history as the
+//! token's (`actor`), whichever release made them and before or after the migration.
 
 pub mod haproxy;
 pub mod load;
@@ -23,6 +29,17 @@ pub use redis::Redis;
 pub use release::{previous_release, this_release, Release};
 pub use shim::ShimApp;
 pub use test_support::{AppOptions, PostgresFixture, Spin, SpinApp};
+
+/// The admin token every replica is given and every request of the tests carries.
+pub const ADMIN_TOKEN: &str = "fleet-admin-token";
+
+/// An HTTP client for the fleet's API: `timeout` per request, the admin token on every request.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().expect("a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    reqwest::Client::builder().timeout(timeout).default_headers(headers).build().expect("an HTTP client")
+}
 
 /// How long a replica may take to pass its first readiness check once in rotation.
 const UP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -154,6 +171,7 @@ impl Fleet {
             ("db_backend", "postgres"),
             // The write check reads every version back from the history.
             ("history_retention", "1000000"),
+            ("admin_token", ADMIN_TOKEN),
         ]
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .to_vec()

@@ -131,7 +131,7 @@ pub struct Load {
 
 impl Load {
     pub fn start(base_url: &str, plan: &Plan) -> Self {
-        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
+        let client = crate::client(REQUEST_TIMEOUT);
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared::default());
         let started = Instant::now();
@@ -420,14 +420,15 @@ pub struct WriteCheck {
 }
 
 /// Reads the integration's row and history (directly, from PostgreSQL) and checks them against
-/// what the load's PUTs were told. Fails on a lost acknowledged write, a write no client sent, or
-/// a final row that is not the last acknowledged write.
+/// what the load's PUTs were told. Fails on a lost acknowledged write, a write no client sent, a
+/// save whose history does not name the admin token it carried, or a final row that is not the
+/// last acknowledged write.
 pub async fn check_writes(dsn: &str, integration: &str, report: &Report) -> Result<WriteCheck> {
     let client = test_support::postgres::connect(dsn).await?;
     let rows = client
         .query(
-            "SELECT version, description, status, settings FROM integration_history WHERE integration_id = $1 \
-             ORDER BY version",
+            "SELECT version, description, status, settings, authenticated, actor FROM integration_history \
+             WHERE integration_id = $1 ORDER BY version",
             &[&integration],
         )
         .await
@@ -445,6 +446,13 @@ pub async fn check_writes(dsn: &str, integration: &str, report: &Report) -> Resu
         let version: i64 = row.get(0);
         let found = content(row)?;
         ensure!(found == first, "version {version} holds status and settings {found:?}, not the {first:?} read");
+        // Every save carried the admin token: whichever release wrote it, before or after the
+        // migration that added `actor`, the history names the token.
+        let by: (bool, Option<String>) = (row.get(4), row.get(5));
+        ensure!(
+            by == (true, Some("admin_token".to_owned())),
+            "version {version} was written with the admin token, but the history says {by:?}"
+        );
     }
     let row = client
         .query_one("SELECT version, description FROM integrations WHERE id = $1", &[&integration])

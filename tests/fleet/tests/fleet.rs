@@ -256,7 +256,7 @@ async fn one_view_across_replicas_with_a_shared_store_and_staleness_within_the_t
     let ttl = Duration::from_millis(
         manifest["variables"]["cache_ttl_ms"]["default"].as_str().and_then(|ms| ms.parse().ok()).expect("cache_ttl_ms"),
     );
-    let client = reqwest::Client::builder().timeout(fleet::load::REQUEST_TIMEOUT).build().unwrap();
+    let client = fleet::client(fleet::load::REQUEST_TIMEOUT);
     for spin in Spin::all() {
         // Shared: a writer's next read, on the other replica, sees its write.
         let mut shared = Fleet::new(spin, 2, KeyValue::SharedRedis).await.unwrap();
@@ -353,4 +353,84 @@ async fn write_then_read(client: &reqwest::Client, base: &str, marker: &str, pol
         }
     }
     probe
+}
+
+/// The SQLite default is one machine's file, so its "fleet" is one release after another on one
+/// state directory: the previous release writes, this release migrates and writes, the previous
+/// release (a rollback) reads and writes on the migrated file, and this release again (a second
+/// upgrade) reads it all, history included. Each through its own read cache in the same
+/// directory, read right after the other's write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_sqlite_default_the_previous_release_works_after_an_upgrade_and_the_upgrade_after_it() {
+    let _serial = fleet::serial().await;
+    let previous = previous().await;
+    let current = fleet::this_release();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(); // no token set here
+    for spin in Spin::all() {
+        let state = tempfile::Builder::new().prefix("fleet-sqlite-").tempdir().unwrap();
+        let steps = [
+            (&previous, "written by the previous release", true),
+            (&current, "written by this release", false),
+            (&previous, "written by the previous release after the rollback", true),
+            (&current, "written by this release after the second upgrade", false),
+        ];
+        let mut last: Option<(&str, bool)> = None;
+        for (release, description, status) in steps {
+            let options = test_support::AppOptions {
+                state_dir: Some(state.path().to_owned()),
+                ..test_support::AppOptions::manifest(&release.manifest)
+            };
+            let app = test_support::SpinApp::start(spin, &options).await.unwrap();
+            let url = format!("{}/admin/integrations/facebook", app.base_url());
+            let read = |client: &reqwest::Client| {
+                let url = url.clone();
+                let client = client.clone();
+                async move {
+                    let response = client.get(&url).send().await.unwrap();
+                    assert_eq!(response.status(), 200, "{spin} {release}: GET");
+                    response.json::<serde_json::Value>().await.unwrap()
+                }
+            };
+            if let Some((before, status_before)) = last {
+                let found = read(&client).await;
+                assert_eq!(
+                    (found["description"].as_str(), found["status"].as_bool()),
+                    (Some(before), Some(status_before)),
+                    "{spin} {release}: what the release before it wrote"
+                );
+            }
+            let body = serde_json::json!({ "description": description, "status": status });
+            let put = client.put(&url).json(&body).send().await.unwrap();
+            assert_eq!(put.status(), 200, "{spin} {release}: PUT");
+            let found = read(&client).await;
+            assert_eq!(found["description"], description, "{spin} {release}: its own write, read back at once");
+            last = Some((description, status));
+            app.stop().await.unwrap();
+        }
+        // This release's history holds every release's write, newest first, each once.
+        let options = test_support::AppOptions {
+            state_dir: Some(state.path().to_owned()),
+            ..test_support::AppOptions::manifest(&current.manifest)
+        };
+        let app = test_support::SpinApp::start(spin, &options).await.unwrap();
+        let history: serde_json::Value = client
+            .get(format!("{}/admin/integrations/facebook/history?limit=10", app.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let written: Vec<&str> = history["versions"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .filter_map(|version| version["integration"]["description"].as_str())
+            .filter(|description| description.starts_with("written by"))
+            .collect();
+        let expected: Vec<&str> = steps.iter().rev().map(|(_, description, _)| *description).collect();
+        assert_eq!(written, expected, "{spin}: {history}");
+        println!("  {spin}: SQLite default, {previous} -> {current} -> {previous} -> {current} on one state directory: every write read back and kept in the history");
+        app.stop().await.unwrap();
+    }
 }
