@@ -3,9 +3,15 @@
 
 const MAX_REASON_CHARS: usize = 120;
 
+/// What Spin says (in any case) when a component may not reach the database's address: a
+/// `db_host` that does not match `db_dsn`.
+pub const NOT_PERMITTED: &str = "is not permitted";
+/// What Spin says (in any case) when `db_dsn` does not parse.
+pub const INVALID_CONNECTION_STRING: &str = "invalid connection string";
+
 /// Reasons recognised in host and driver error texts, most specific first.
 const KNOWN_REASONS: &[(&str, &str)] = &[
-    ("is not permitted", "database address not permitted by allowed_outbound_hosts (check db_host)"),
+    (NOT_PERMITTED, "database address not permitted by allowed_outbound_hosts (check db_host)"),
     ("connection refused", "connection refused"),
     ("password authentication failed", "authentication failed"),
     ("no pg_hba.conf entry", "authentication failed"),
@@ -23,7 +29,7 @@ const KNOWN_REASONS: &[(&str, &str)] = &[
     ("the database system is starting up", "database starting up"),
     ("too many clients", "too many connections"),
     ("does not exist", "database or role does not exist"),
-    ("invalid connection string", "db_dsn is not a valid connection string"),
+    (INVALID_CONNECTION_STRING, "db_dsn is not a valid connection string"),
 ];
 
 /// A short description of `text` that is safe to log.

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::config::Misconfigured;
 use crate::domain::IntegrationId;
-use crate::redact::short_reason;
+use crate::redact::{short_reason, INVALID_CONNECTION_STRING, NOT_PERMITTED};
 
 const UNDEFINED_TABLE: &str = "42P01";
 const UNDEFINED_COLUMN: &str = "42703";
@@ -415,12 +415,12 @@ fn classify(error: PgError) -> StoreError {
 /// 503 naming the variable), not an outage to wait out (503 `Database unavailable`).
 fn misconfiguration(text: &str) -> Option<Misconfigured> {
     let text = text.to_ascii_lowercase();
-    if text.contains("is not permitted") {
+    if text.contains(NOT_PERMITTED) {
         Some(Misconfigured {
             what: "db_host",
             why: "the database's address is not in allowed_outbound_hosts: db_host must be db_dsn's host:port",
         })
-    } else if text.contains("invalid connection string") {
+    } else if text.contains(INVALID_CONNECTION_STRING) {
         Some(Misconfigured { what: "db_dsn", why: "not a valid connection string" })
     } else {
         None
