@@ -92,8 +92,9 @@ impl IntegrationUpdate {
         }
         update.name = text_field(&fields, "name", 1, MAX_NAME_CHARS, &mut errors);
         update.description = text_field(&fields, "description", 0, MAX_DESCRIPTION_CHARS, &mut errors);
-        update.status =
-            fields.get("status").and_then(|value| status_field(value).map_err(|error| errors.push(error)).ok());
+        update.status = fields.get("status").and_then(|value| {
+            status_field(value).map_err(|(kind, msg)| errors.push(FieldError::at("status", kind, msg))).ok()
+        });
         update.settings = fields
             .get("settings")
             .and_then(|value| settings_field(value, catalog::find(path_id.as_str()), &mut errors));
@@ -112,19 +113,18 @@ impl IntegrationUpdate {
 /// `no`/`yes`, `off`/`on`, `false`/`true`. Anything else is refused with pydantic's error type:
 /// `bool_parsing` for another integer or string, `bool_type` for the rest (null, a fraction, an
 /// integer beyond 64 bits, an array, an object). Declared boolean settings stay strict: the
-/// original had no such check to keep.
-fn status_field(value: &Value) -> Result<bool, FieldError> {
-    let parsing =
-        || FieldError::at("status", "bool_parsing", "Input should be a valid boolean, unable to interpret input");
-    let not_bool = || FieldError::at("status", "bool_type", "Input should be a valid boolean");
+/// original had no such check to keep. The error: pydantic's type and message.
+fn status_field(value: &Value) -> Result<bool, (&'static str, &'static str)> {
+    let parsing = || ("bool_parsing", "Input should be a valid boolean, unable to interpret input");
+    let not_bool = || ("bool_type", "Input should be a valid boolean");
     match value {
         Value::Bool(flag) => Ok(*flag),
         Value::Number(number) => match (number.as_i64(), number.as_f64()) {
             (Some(0), _) => Ok(false),
             (Some(1), _) => Ok(true),
             (Some(_), _) => Err(parsing()),
-            (None, Some(fraction)) if fraction == 0.0 => Ok(false),
-            (None, Some(fraction)) if fraction == 1.0 => Ok(true),
+            (None, Some(0.0)) => Ok(false),
+            (None, Some(1.0)) => Ok(true),
             (None, _) => Err(not_bool()),
         },
         Value::String(text) => {
