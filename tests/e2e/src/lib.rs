@@ -77,6 +77,13 @@ impl Service {
         Self::start_on(spin, Backend::Postgres, Some(cluster), variables).await
     }
 
+    /// A PostgreSQL service on a cluster of its own behind a network link the test may cut.
+    pub async fn start_with_own_cluster_behind_link(spin: &Spin, variables: &[(&str, &str)]) -> Self {
+        let cluster =
+            Cluster::Own(PostgresFixture::start_behind_link().await.expect("PostgreSQL starts behind a link"));
+        Self::start_on(spin, Backend::Postgres, Some(cluster), variables).await
+    }
+
     async fn start_on(spin: &Spin, backend: Backend, cluster: Option<Cluster>, variables: &[(&str, &str)]) -> Self {
         let dsn = match &cluster {
             Some(cluster) => Some(fresh_database(&cluster.fixture().dsn()).await),
@@ -171,6 +178,16 @@ impl Service {
         self.own_cluster().restart().await.expect("PostgreSQL starts again");
     }
 
+    /// Cuts the network between the app and its own cluster (see
+    /// `start_with_own_cluster_behind_link`), as a partition does.
+    pub async fn cut_database_link(&self) {
+        self.own_cluster().cut_link().await.expect("the link is cut");
+    }
+
+    pub async fn restore_database_link(&self) {
+        self.own_cluster().restore_link().await.expect("the link is restored");
+    }
+
     fn own_cluster(&self) -> &PostgresFixture {
         match &self.cluster {
             Some(Cluster::Own(fixture)) => fixture,
@@ -203,7 +220,20 @@ impl Service {
 
     /// Sends a request and checks the response against the OpenAPI description it serves.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
-        let reply = self.send_unchecked(method.clone(), path, headers, body).await;
+        self.send_within(REQUEST_TIMEOUT, method, path, headers, body).await
+    }
+
+    /// [`Self::send`], for a request that may take up to `timeout` rather than
+    /// [`REQUEST_TIMEOUT`].
+    pub async fn send_within(
+        &self,
+        timeout: Duration,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let reply = self.send_unchecked_within(timeout, method.clone(), path, headers, body).await;
         let content_type = reply.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let spec_path = path.split('?').next().unwrap_or(path);
         let spec = self.spec().await;
@@ -229,7 +259,18 @@ impl Service {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Reply {
-        let mut request = self.client.request(method.clone(), self.url(path));
+        self.send_unchecked_within(REQUEST_TIMEOUT, method, path, headers, body).await
+    }
+
+    async fn send_unchecked_within(
+        &self,
+        timeout: Duration,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = self.client.request(method.clone(), self.url(path)).timeout(timeout);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -2,6 +2,11 @@
 //! 127.0.0.1, `pg_ctl` to start and stop it (tests stop it to see an outage). It is removed when
 //! the fixture is dropped and, should the test process die first, by a watchdog process.
 //! `TEST_DATABASE_URL` replaces the shared cluster with an existing server.
+//!
+//! A cluster may instead sit behind a network link of its own ([`PostgresFixture::start_behind_link`]):
+//! it runs in a network namespace joined to this one by a veth pair (iproute2's `ip`, as root),
+//! and the test can cut that link as a network partition does, with no process of either side
+//! told.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -22,15 +27,52 @@ struct Cluster {
     port: u16,
     bin: PathBuf,
     as_root: bool,
+    /// The network namespace the server runs in, if not this one.
+    link: Option<Link>,
     watchdog: Child,
+}
+
+/// A network namespace of the cluster's own, and the veth pair that joins it to this one.
+struct Link {
+    namespace: String,
+    /// This side's address, and the cluster's (a /30 of 198.18.0.0/15, the range RFC 2544 sets
+    /// aside for tests of network devices, so that no real network is shadowed).
+    ours: String,
+    theirs: String,
 }
 
 impl PostgresFixture {
     /// A cluster of its own, for a test that stops and restarts it.
     pub async fn start() -> Result<Self> {
-        let cluster = tokio::task::spawn_blocking(Cluster::create).await??;
-        let dsn = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
+        Self::start_on(false).await
+    }
+
+    /// A cluster of its own behind a network link the test may cut ([`Self::cut_link`]); needs
+    /// root and iproute2.
+    pub async fn start_behind_link() -> Result<Self> {
+        Self::start_on(true).await
+    }
+
+    async fn start_on(behind_link: bool) -> Result<Self> {
+        let cluster = tokio::task::spawn_blocking(move || Cluster::create(behind_link)).await??;
+        let dsn = format!("postgres://postgres@{}:{}/postgres", cluster.listen_address(), cluster.port);
         Ok(Self { dsn, cluster: Some(cluster) })
+    }
+
+    /// Cuts the link to a cluster started with [`Self::start_behind_link`]: the cluster's side
+    /// drops every packet for this side, so that connections, old and new, are never answered
+    /// or acknowledged, and neither side is told, as across a network partition.
+    pub async fn cut_link(&self) -> Result<()> {
+        self.link()?.route("add").await
+    }
+
+    /// Undoes [`Self::cut_link`].
+    pub async fn restore_link(&self) -> Result<()> {
+        self.link()?.route("del").await
+    }
+
+    fn link(&self) -> Result<&Link> {
+        self.cluster.as_ref().and_then(|cluster| cluster.link.as_ref()).context("the cluster is not behind a link")
     }
 
     /// One cluster per test process (or the server of `TEST_DATABASE_URL`), for tests that
@@ -114,8 +156,66 @@ pub fn with_database(dsn: &str, name: &str) -> String {
     }
 }
 
-impl Cluster {
+impl Link {
+    /// A new namespace and veth pair, on the first free number: namespaces are machine-wide, and
+    /// tests run in parallel processes.
     fn create() -> Result<Self> {
+        for number in 0..=255u32 {
+            let namespace = format!("itpg{number}");
+            if !ip(&["netns", "add", &namespace])?.status.success() {
+                continue; // another test's (or a crashed run's): the next number
+            }
+            let link = Self { namespace, ours: format!("198.18.{number}.1"), theirs: format!("198.18.{number}.2") };
+            let (host_end, cluster_end) = (format!("itpg{number}h"), format!("itpg{number}c"));
+            let (ours, theirs) = (format!("{}/30", link.ours), format!("{}/30", link.theirs));
+            let ns = link.namespace.as_str();
+            for args in [
+                &["link", "add", &host_end, "type", "veth", "peer", "name", &cluster_end][..],
+                &["link", "set", &cluster_end, "netns", ns],
+                &["addr", "add", &ours, "dev", &host_end],
+                &["link", "set", &host_end, "up"],
+                &["-n", ns, "addr", "add", &theirs, "dev", &cluster_end],
+                &["-n", ns, "link", "set", &cluster_end, "up"],
+                &["-n", ns, "link", "set", "lo", "up"],
+            ] {
+                let output = ip(args)?;
+                ensure_success("ip", &output).with_context(|| format!("ip {}", args.join(" ")))?;
+            }
+            return Ok(link);
+        }
+        bail!("no free network namespace itpg0-255")
+    }
+
+    /// Adds or deletes, on the cluster's side, the route that drops every packet for this side.
+    async fn route(&self, action: &str) -> Result<()> {
+        let ours = format!("{}/32", self.ours);
+        let args = ["-n", &self.namespace, "route", action, "blackhole", &ours];
+        let output = tokio::process::Command::new(ip_program()).args(args).output().await.context("running ip")?;
+        ensure_success("ip", &output).with_context(|| format!("ip {}", args.join(" ")))
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Takes the veth pair with it.
+        let _ = ip(&["netns", "del", &self.namespace]);
+    }
+}
+
+fn ip(args: &[&str]) -> Result<std::process::Output> {
+    Command::new(ip_program()).args(args).stdin(Stdio::null()).output().context("running ip (iproute2)")
+}
+
+/// iproute2's `ip`: root's PATH has it, another's may lack /usr/sbin.
+fn ip_program() -> &'static str {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .unwrap_or("ip")
+}
+
+impl Cluster {
+    fn create(behind_link: bool) -> Result<Self> {
         let bin = server_bin_dir()?;
         let as_root = std::fs::metadata("/proc/self")?.uid() == 0;
         let dir = tempfile::Builder::new().prefix("spin-test-pg-").tempdir()?;
@@ -123,12 +223,29 @@ impl Cluster {
             chown_to_server_user(dir.path())?;
         }
         let port = crate::free_port()?;
-        let watchdog = spawn_watchdog(dir.path(), &bin, as_root)?;
-        let cluster = Self { dir, port, bin, as_root, watchdog };
+        let link = if behind_link { Some(Link::create()?) } else { None };
+        let watchdog = spawn_watchdog(dir.path(), &bin, as_root, link.as_ref().map(|link| link.namespace.as_str()))?;
+        let cluster = Self { dir, port, bin, as_root, link, watchdog };
         cluster
             .run("initdb", &["-D", &cluster.data_dir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])?;
-        cluster.run("pg_ctl", &cluster.start_args().iter().map(String::as_str).collect::<Vec<_>>())?;
+        if let Some(link) = &cluster.link {
+            // initdb trusts loopback only; the link is as private.
+            let hba = cluster.dir.path().join("data/pg_hba.conf");
+            let mut rules = std::fs::read_to_string(&hba)?;
+            rules.push_str(&format!("host all all {}/32 trust\n", link.ours));
+            std::fs::write(&hba, rules)?;
+        }
+        let started = cluster.run("pg_ctl", &cluster.start_args().iter().map(String::as_str).collect::<Vec<_>>());
+        started.with_context(|| {
+            let log = std::fs::read_to_string(cluster.dir.path().join("server.log")).unwrap_or_default();
+            format!("the server's log:\n{log}")
+        })?;
         Ok(cluster)
+    }
+
+    /// Where the server listens: loopback, or its end of the link.
+    fn listen_address(&self) -> &str {
+        self.link.as_ref().map_or("127.0.0.1", |link| &link.theirs)
     }
 
     fn data_dir(&self) -> String {
@@ -137,9 +254,10 @@ impl Cluster {
 
     fn start_args(&self) -> Vec<String> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=1000",
+            "-p {} -k {} -c listen_addresses={} -c fsync=off -c max_connections=1000",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.listen_address()
         );
         let log = self.dir.path().join("server.log").display().to_string();
         ["-D", &self.data_dir(), "-o", &options, "-l", &log, "-w", "start"].map(String::from).to_vec()
@@ -158,14 +276,16 @@ impl Cluster {
 
     fn command(&self, program: &str, args: &[&str]) -> Command {
         let program = self.bin.join(program);
-        let mut command = if self.as_root {
-            let mut command = Command::new("runuser");
-            command.args(["-u", SERVER_USER, "--"]).arg(program);
-            command
-        } else {
-            Command::new(program)
-        };
-        command.args(args).stdin(Stdio::null());
+        let mut words: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(link) = &self.link {
+            words.extend([ip_program(), "netns", "exec", &link.namespace].map(Into::into));
+        }
+        if self.as_root {
+            words.extend(["runuser", "-u", SERVER_USER, "--"].map(Into::into));
+        }
+        words.push(program.into());
+        let mut command = Command::new(&words[0]);
+        command.args(&words[1..]).args(args).stdin(Stdio::null());
         command
     }
 }
@@ -176,6 +296,7 @@ impl Drop for Cluster {
         let _ = self.run("pg_ctl", &["-D", &data_dir, "-m", "immediate", "-w", "stop"]);
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();
+        // The link (a field) goes after the server that ran in it.
     }
 }
 
@@ -217,8 +338,9 @@ fn chown_to_server_user(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Stops the cluster and removes its directory once this process is gone, however it ended.
-fn spawn_watchdog(dir: &Path, bin: &Path, as_root: bool) -> Result<Child> {
+/// Stops the cluster and removes its directory (and network namespace) once this process is
+/// gone, however it ended.
+fn spawn_watchdog(dir: &Path, bin: &Path, as_root: bool, namespace: Option<&str>) -> Result<Child> {
     let pg_ctl = bin.join("pg_ctl");
     let data = dir.join("data");
     let stop = if as_root {
@@ -226,8 +348,10 @@ fn spawn_watchdog(dir: &Path, bin: &Path, as_root: bool) -> Result<Child> {
     } else {
         format!("{} -D {} -m immediate stop", pg_ctl.display(), data.display())
     };
+    let unlink =
+        namespace.map(|namespace| format!("; {} netns del {namespace} 2>/dev/null", ip_program())).unwrap_or_default();
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'{unlink}",
         pid = std::process::id(),
         dir = dir.display()
     );
