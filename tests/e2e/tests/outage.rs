@@ -39,6 +39,55 @@ e2e::e2e_tests!(
     }
 
     #[on_each_spin]
+    /// A database the network cuts off (a partition; the old address of a failed-over primary)
+    /// answers nothing: not a statement on a pooled connection, not a new connection, and no
+    /// error comes either. Spin sets no timeout, so requests waited until the kernel gave up on
+    /// the connection, a quarter of an hour and more; the store gives the host's client network
+    /// timeouts of its own (`CONNECTION_DEFAULTS` in src/core/src/store/postgres.rs): 503 in
+    /// 5-11 s.
+    async fn a_database_cut_off_by_the_network_gives_503_not_a_hang(spin: &Spin) {
+        // What a client would wait at most, far below what the kernel takes.
+        const BOUND: Duration = Duration::from_secs(30);
+        let service = Service::start_with_own_cluster_behind_link(spin, &[]).await;
+        // Several pooled connections, which the cut leaves for dead without a word.
+        let on = json!({"status": true});
+        let puts = (0..8).map(|_| service.put("/admin/integrations/facebook", &on));
+        for put in futures::future::join_all(puts).await {
+            assert_eq!(put.status, 200, "{spin}");
+        }
+
+        service.cut_database_link().await;
+        let started = Instant::now();
+        let no_cache = [("cache-control", "no-cache")];
+        let put = (&[("content-type", "application/json")], Some(br#"{"status":false}"#.to_vec()));
+        let requests = [
+            (Method::PUT, "/admin/integrations/facebook", &put.0[..], put.1.clone()),
+            (Method::GET, "/admin/integrations/", &no_cache[..], None),
+            (Method::GET, "/admin/integrations/facebook", &no_cache[..], None),
+            (Method::PUT, "/admin/integrations/chat_widget", &put.0[..], put.1),
+            (Method::GET, "/readiness", &[][..], None),
+        ];
+        let replies = futures::future::join_all(requests.iter().map(|(method, path, headers, body)| {
+            service.send_within(BOUND, method.clone(), path, headers, body.clone())
+        }))
+        .await;
+        for ((method, path, ..), reply) in requests.iter().zip(&replies) {
+            assert_eq!(reply.status, 503, "{spin}: {method} {path}");
+            assert_eq!(reply.json()["detail"], "Database unavailable", "{spin}: {method} {path}");
+            assert!(reply.header("retry-after").is_some(), "{spin}: {method} {path}");
+        }
+        eprintln!("{spin}: the cut answered 503 within {:?}", started.elapsed());
+        assert_eq!(service.get("/health").await.status, 200);
+
+        service.restore_database_link().await;
+        assert_eq!(service.get("/readiness").await.status, 200, "{spin}: back");
+        let facebook = service.send(Method::GET, "/admin/integrations/facebook", &no_cache, None).await;
+        assert_eq!(facebook.json()["status"], true, "{spin}: the write during the cut never reached the database");
+        let put = service.put("/admin/integrations/facebook", &json!({"status": false})).await;
+        assert_eq!(put.status, 200, "{spin}");
+    }
+
+    #[on_each_spin]
     /// The host sets no timeout on a PostgreSQL call: a request waits as long as the database
     /// does (a table locked by a long migration or by hand). An operator bounds that wait on the
     /// server, with `lock_timeout` or `statement_timeout` (for the app's role or database, or

@@ -12,6 +12,8 @@
 //! - Every query also returns the schema version and how many catalog rows the database holds,
 //!   so a pending migration or seed is noticed without a round trip of its own.
 //! - Rows are read by column name (the `AS` names of the statements below), never by position.
+//! - Spin sets no timeout on a connection, so the address given to it carries network timeouts
+//!   of its own ([`CONNECTION_DEFAULTS`]) unless `db_dsn` names them.
 
 use spin_sdk::pg4::{Column, Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
 
@@ -23,6 +25,25 @@ use super::{
 use crate::config::Misconfigured;
 use crate::domain::IntegrationId;
 use crate::redact::{short_reason, INVALID_CONNECTION_STRING, NOT_PERMITTED};
+
+/// What the host's PostgreSQL client (tokio-postgres, which reads these from the URL; every value
+/// in seconds) is given unless `db_dsn` names it. Spin sets no timeout of its own: a database cut
+/// off by the network (a partition, an address gone in a failover) held each request until the
+/// kernel gave up on the connection, a quarter of an hour and more. With these such a request
+/// answers 503 in 5-11 s (`tests/e2e/tests/outage.rs`). None of them bounds a statement the server
+/// is running, whose packets it acknowledges: that is `statement_timeout`'s (README, "A slow
+/// database"), and nothing bounds a server whose process is frozen.
+const CONNECTION_DEFAULTS: [(&str, &str); 4] = [
+    // A server that never answers the connection.
+    ("connect_timeout", "5"),
+    // A statement whose packets are never acknowledged: the connection is dropped.
+    ("tcp_user_timeout", "5"),
+    // Idle pooled connections are probed every second, so that those a partition cut are dropped
+    // (after tcp_user_timeout) before a request picks them: the host's pool tries its idle
+    // connections one after another, and each dead one cost a request another 5 s (eight: 48 s).
+    ("keepalives_idle", "1"),
+    ("keepalives_interval", "1"),
+];
 
 const UNDEFINED_TABLE: &str = "42P01";
 const UNDEFINED_COLUMN: &str = "42703";
@@ -183,7 +204,7 @@ impl<'a> PostgresStore<'a> {
     /// Checks a connection out of the host's pool for `dsn`; `seeder` makes the catalog's rows
     /// if the database lacks one.
     pub fn open(dsn: &str, seeder: Seeder<'a>) -> Result<Self, StoreError> {
-        let connection = Connection::open(dsn).map_err(classify)?;
+        let connection = Connection::open(&address(dsn)).map_err(classify)?;
         Ok(Self { connection, seeder })
     }
 
@@ -410,6 +431,31 @@ fn classify(error: PgError) -> StoreError {
     }
 }
 
+/// `dsn` with each of [`CONNECTION_DEFAULTS`] it does not name. The host keeps a pool per address,
+/// so the same `dsn` must always give the same address.
+fn address(dsn: &str) -> String {
+    // As tokio-postgres reads a URL: the credentials end at the first `@`, and the parameters
+    // start at the first `?` after them.
+    let after_credentials = dsn.find('@').map_or(0, |at| at + 1);
+    let query = dsn[after_credentials..].find('?').map(|mark| &dsn[after_credentials + mark + 1..]);
+    let named: Vec<&str> =
+        query.into_iter().flat_map(|query| query.split('&')).map(|pair| pair.split('=').next().unwrap_or("")).collect();
+    let mut address = dsn.to_owned();
+    let mut separator = match query {
+        None => "?",
+        Some(query) if query.is_empty() || query.ends_with('&') => "",
+        Some(_) => "&",
+    };
+    for (name, value) in CONNECTION_DEFAULTS.iter().filter(|(name, _)| !named.contains(name)) {
+        address.push_str(separator);
+        address.push_str(name);
+        address.push('=');
+        address.push_str(value);
+        separator = "&";
+    }
+    address
+}
+
 /// What the host says before it ever reaches the database when the variables are wrong: no
 /// waiting fixes these, so they are the operator's to fix (500 `Service misconfigured`, readiness
 /// 503 naming the variable), not an outage to wait out (503 `Database unavailable`).
@@ -457,6 +503,39 @@ mod tests {
         assert_eq!(what(PgError::QueryFailed(QueryError::Text(unparsable.into()))), Some("db_dsn"));
         let refused = "error connecting to server: Connection refused (os error 111)";
         assert!(matches!(classify(PgError::ConnectionFailed(refused.into())), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn the_address_carries_the_network_timeouts_the_dsn_does_not_name() {
+        let defaults = "connect_timeout=5&tcp_user_timeout=5&keepalives_idle=1&keepalives_interval=1";
+        assert_eq!(address("postgres://app:pw@db:5432/app"), format!("postgres://app:pw@db:5432/app?{defaults}"));
+        assert_eq!(
+            address("postgres://app:pw@db:5432/app?sslmode=require"),
+            format!("postgres://app:pw@db:5432/app?sslmode=require&{defaults}")
+        );
+        assert_eq!(address("postgres://db/app?"), format!("postgres://db/app?{defaults}"));
+        // The operator's own value wins, even 0 (none); a `?` in the password is not the query.
+        assert_eq!(
+            address("postgres://app:p?w@db/app?tcp_user_timeout=0&connect_timeout=30&"),
+            "postgres://app:p?w@db/app?tcp_user_timeout=0&connect_timeout=30&keepalives_idle=1&keepalives_interval=1"
+        );
+        let every = format!("postgres://db/app?{defaults}");
+        assert_eq!(address(&every), every);
+    }
+
+    /// The host's client (tokio-postgres: Spin parses the address with it) reads each default as
+    /// meant; a name it did not know would make every request answer "Service misconfigured".
+    #[test]
+    fn the_hosts_client_reads_the_defaults() {
+        use std::time::Duration;
+        let config: tokio_postgres::Config = address("postgres://app:pw@db:5432/app?sslmode=disable").parse().unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(1));
+        assert_eq!(config.get_keepalives_interval(), Some(Duration::from_secs(1)));
+        assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
+        let own: tokio_postgres::Config = address("postgres://db/app?connect_timeout=30").parse().unwrap();
+        assert_eq!(own.get_connect_timeout(), Some(&Duration::from_secs(30)));
     }
 
     #[test]
