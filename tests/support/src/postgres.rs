@@ -162,8 +162,13 @@ impl Link {
     fn create() -> Result<Self> {
         for number in 0..=255u32 {
             let namespace = format!("itpg{number}");
-            if !ip(&["netns", "add", &namespace])?.status.success() {
-                continue; // another test's (or a crashed run's): the next number
+            let added = ip(&["netns", "add", &namespace])?;
+            if !added.status.success() {
+                let why = String::from_utf8_lossy(&added.stderr);
+                if why.contains("exists") {
+                    continue; // another test's (or a crashed run's): the next number
+                }
+                bail!("ip netns add {namespace} failed (a cluster behind a link needs root): {why}");
             }
             let link = Self { namespace, ours: format!("198.18.{number}.1"), theirs: format!("198.18.{number}.2") };
             let (host_end, cluster_end) = (format!("itpg{number}h"), format!("itpg{number}c"));
