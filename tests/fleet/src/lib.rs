@@ -109,6 +109,8 @@ pub struct Fleet {
     pub redis: Option<Redis>,
     /// The app's database (superuser DSN).
     pub dsn: String,
+    /// The fleet's own PostgreSQL, when it is not the test process's shared one.
+    own_postgres: Option<PostgresFixture>,
     db_host: String,
     runtime_config: PathBuf,
     _config_dir: tempfile::TempDir,
@@ -121,8 +123,22 @@ impl Fleet {
     /// A load balancer with `slots` empty slots, a fresh database on the test process's
     /// PostgreSQL, and the key-value store `kv`.
     pub async fn new(spin: &Spin, slots: usize, kv: KeyValue) -> Result<Self> {
-        let postgres = PostgresFixture::shared().await?;
+        Self::on(spin, slots, kv, None).await
+    }
+
+    /// As [`Self::new`], on a PostgreSQL of its own behind a network link the test may cut
+    /// ([`Self::cut_database_link`]).
+    pub async fn new_behind_link(spin: &Spin, slots: usize, kv: KeyValue) -> Result<Self> {
+        Self::on(spin, slots, kv, Some(PostgresFixture::start_behind_link().await?)).await
+    }
+
+    async fn on(spin: &Spin, slots: usize, kv: KeyValue, own_postgres: Option<PostgresFixture>) -> Result<Self> {
+        let postgres = match &own_postgres {
+            Some(own) => own,
+            None => PostgresFixture::shared().await?,
+        };
         let dsn = postgres.fresh_database().await?;
+        let db_host = postgres.host_port();
         let config_dir = tempfile::Builder::new().prefix("fleet-config-").tempdir()?;
         let runtime_config = config_dir.path().join("runtime-config.toml");
         let redis = match kv {
@@ -142,7 +158,8 @@ impl Fleet {
             lb,
             redis,
             dsn,
-            db_host: postgres.host_port(),
+            own_postgres,
+            db_host,
             runtime_config,
             _config_dir: config_dir,
             replicas: (0..slots).map(|_| None).collect(),
@@ -152,6 +169,16 @@ impl Fleet {
 
     pub fn url(&self) -> String {
         self.lb.url()
+    }
+
+    /// Cuts every replica off from the fleet's own PostgreSQL (see [`Self::new_behind_link`]), as a
+    /// network partition does: nothing is answered, and nobody is told.
+    pub async fn cut_database_link(&self) -> Result<()> {
+        self.own_postgres.as_ref().context("the fleet's PostgreSQL is not behind a link")?.cut_link().await
+    }
+
+    pub async fn restore_database_link(&self) -> Result<()> {
+        self.own_postgres.as_ref().context("the fleet's PostgreSQL is not behind a link")?.restore_link().await
     }
 
     /// The release a port's replica ran.

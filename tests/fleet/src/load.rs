@@ -23,7 +23,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Every request gets at most this long; more is a failure, not a wait.
+/// Every request gets at most this long unless the plan says otherwise; more is a failure, not a
+/// wait.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the load consists of.
@@ -44,6 +45,8 @@ pub struct Plan {
     /// one), whichever replica answers it: what a key-value store shared by every replica
     /// promises.
     pub read_your_writes: bool,
+    /// How long a request may take before it counts as failed.
+    pub request_timeout: Duration,
 }
 
 impl Plan {
@@ -60,6 +63,7 @@ impl Plan {
             history_interval: Duration::from_millis(200),
             list_interval: Duration::from_millis(250),
             read_your_writes: false,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -131,7 +135,7 @@ pub struct Load {
 
 impl Load {
     pub fn start(base_url: &str, plan: &Plan) -> Self {
-        let client = crate::client(REQUEST_TIMEOUT);
+        let client = crate::client(plan.request_timeout);
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared::default());
         let started = Instant::now();

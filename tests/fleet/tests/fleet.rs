@@ -1,6 +1,7 @@
 //! The fleet under continuous load through a real HAProxy, on every Spin of `SPIN_BIN`:
 //! rolling upgrades and rollbacks between the previous release and this one, a replica killed
-//! mid-load, four replicas migrating at once, and what a reader sees across replicas. Each test
+//! mid-load, four replicas migrating at once, a partition from PostgreSQL, and what a reader sees
+//! across replicas. Each test
 //! prints its figures (run with `--nocapture`); deploy/README.md quotes them.
 
 use std::time::{Duration, Instant};
@@ -240,6 +241,81 @@ async fn four_replicas_starting_at_once_migrate_the_previous_releases_database_o
         );
         let by_release = fleet.by_release(&report);
         assert!(by_release.iter().any(|(r, n)| *r == current.version && *n > 0), "{by_release:?}");
+    }
+}
+
+/// PostgreSQL cut off from the fleet by the network (a partition), under load: nothing answers
+/// and nobody is told. The replicas' readiness fails (a check times out, or answers 503), so the
+/// load balancer takes them out of rotation and answers at once; what it had sent them before
+/// answers 503 within the store's network timeouts (5-11 s), never a hang (HAProxy would answer
+/// 504 after its 15 s server timeout). Once the link is back, both rejoin by their readiness
+/// checks alone, every request succeeds again, and no acknowledged write is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_from_postgresql_takes_the_fleet_out_of_rotation_and_back_without_a_hang() {
+    let _serial = fleet::serial().await;
+    let current = fleet::this_release();
+    for spin in Spin::all() {
+        let mut fleet = Fleet::new_behind_link(spin, 2, KeyValue::PerReplica).await.unwrap();
+        fleet.start_all(&[0, 1], &current).await.unwrap();
+        // Longer than HAProxy's server timeout: a request that hangs is answered 504 by it.
+        let plan = Plan { request_timeout: Duration::from_secs(20), ..Plan::steady() };
+        let load = Load::start(&fleet.url(), &plan);
+        pause(1500).await;
+
+        load.mark("link to PostgreSQL cut");
+        let cut_at = load.elapsed();
+        fleet.cut_database_link().await.unwrap();
+        let cut = Instant::now();
+        for slot in [0, 1] {
+            while fleet.lb.stat(slot).await.unwrap().status != "DOWN" {
+                assert!(cut.elapsed() < Duration::from_secs(20), "{spin}: haproxy never marked s{slot} down");
+                pause(20).await;
+            }
+        }
+        let out = cut.elapsed();
+        load.mark("both replicas out of rotation");
+        // Long enough for every request sent to a replica before it left to be answered.
+        pause(12_000).await;
+
+        load.mark("link restored");
+        fleet.restore_database_link().await.unwrap();
+        let restored = Instant::now();
+        for slot in [0, 1] {
+            fleet.lb.wait_until_up(slot, Duration::from_secs(30)).await.unwrap();
+        }
+        let back = restored.elapsed();
+        let back_at = load.elapsed();
+        load.mark("both replicas back in rotation");
+        pause(2000).await;
+        let report = load.stop().await;
+        let writes = check_writes(&fleet.dsn, "facebook", &report).await;
+        println!(
+            "a partition from PostgreSQL under {spin}:\n  {}\n  both replicas out of rotation {} ms after the \
+             cut, back {} ms after the link was restored\n  writes: {writes:?}",
+            report.summary().trim_end(),
+            out.as_millis(),
+            back.as_millis(),
+        );
+        let slowest = report.outcomes.iter().map(|outcome| outcome.took).max().unwrap_or_default();
+        println!("  slowest request: {} ms", slowest.as_millis());
+        for outcome in &report.outcomes {
+            // Sent before both replicas were back, answered after the cut began.
+            let during = outcome.at + outcome.took >= cut_at && outcome.at < back_at;
+            let fine = match outcome.status {
+                Some(503) => during,
+                Some(_) => !outcome.failed(),
+                None => false,
+            };
+            assert!(fine, "{spin}: {outcome:?} (cut at {cut_at:?}, back at {back_at:?})\n{}", report.summary());
+            assert!(outcome.took < Duration::from_secs(15), "{spin}: a request waited: {outcome:?}");
+        }
+        assert!(report.outcomes.iter().any(|outcome| outcome.status == Some(503)), "{spin}: the cut went unnoticed");
+        assert!(
+            report.outcomes.iter().any(|outcome| outcome.at > back_at && outcome.status == Some(200)),
+            "{spin}: nothing succeeded after the link was back"
+        );
+        let writes = writes.unwrap_or_else(|error| panic!("{spin}: {error:#}"));
+        assert!(writes.acknowledged > 0, "{spin}: the load wrote nothing");
     }
 }
 
