@@ -430,21 +430,29 @@ impl Run {
         Ok(rows)
     }
 
-    /// The app on the SQLite default (`spin up` with no DSN) in each configuration; FastAPI has no
-    /// SQLite mode and the floor is PostgreSQL's, so the FastAPI column repeats the PostgreSQL
-    /// pass's figures.
+    /// The app on the SQLite default (`spin up` with no DSN) in each configuration, and the floor
+    /// on the deployed app's database; FastAPI has no SQLite mode, so the FastAPI column repeats
+    /// the PostgreSQL pass's figures.
     async fn sqlite_pass(&self, pass: usize, spin: &Spin, on_postgres: &Table) -> Result<Table> {
-        self.progress(&format!("{spin}, SQLite: starting the app's configurations"));
+        self.progress(&format!("{spin}, SQLite: starting the app's configurations and the floor"));
         let mut apps = vec![(Server::Newcomer, SpinApp::start(spin, &newcomer_options()).await?)];
-        apps.push((Server::Deployed, SpinApp::start(spin, &app_options(deployed())).await?));
+        let deployed_app = SpinApp::start(spin, &app_options(deployed())).await?;
+        // The app's first request creates and seeds the schema, which the floor then writes to.
+        warm_up("app, deployed", deployed_app.base_url(), false).await?;
+        let floor = AppOptions {
+            state_dir: Some(deployed_app.state_dir().to_owned()),
+            ..as_deployed(AppOptions::manifest(test_support::workspace_root().join("tests/bench/floor/spin.toml")))
+        };
+        apps.push((Server::Deployed, deployed_app));
         if let Some(config) = self.redis_config(pass, Backend::Sqlite)? {
             apps.push((Server::Redis, SpinApp::start(spin, &app_options(config)).await?));
         }
+        apps.push((Server::Floor, SpinApp::start(spin, &floor).await?));
         for (server, app) in &apps {
-            warm_up(server.label(), app.base_url(), false).await?;
+            warm_up(server.label(), app.base_url(), *server == Server::Floor).await?;
         }
         let servers = Servers { fastapi: None, apps };
-        let order = [Server::Deployed, Server::Newcomer, Server::Redis];
+        let order = [Server::Deployed, Server::Newcomer, Server::Redis, Server::Floor];
         let present: Vec<Server> =
             order.into_iter().filter(|server| servers.base_url_and_group(*server).is_some()).collect();
         let mut columns = vec![Server::FastApi];
@@ -464,7 +472,8 @@ impl Run {
             }
         }
         for size in LIST_SIZES {
-            for (_, app) in &servers.apps {
+            // The floor's database is the deployed app's.
+            for (_, app) in servers.apps.iter().filter(|(server, _)| *server != Server::Floor) {
                 grow_sqlite(&app.state_dir().join("sqlite_db.db"), size).await?;
             }
             cell(&ROUTES[0], format!("{}, {size} rows", ROUTES[0].name), GROWTH_CONNECTIONS)?;

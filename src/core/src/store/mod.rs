@@ -29,7 +29,7 @@ use crate::domain::{Action, Actor, IntegrationId, Settings, WriteConditions};
 
 pub use migrations::Seed;
 pub use postgres::{statements as postgres_statements, PostgresStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{statements as sqlite_statements, SqliteStore};
 
 /// Makes the catalog's rows as this deployment stores them (sealed when a keyring is set): asked
 /// for only when a database lacks one of them, or its schema is behind.

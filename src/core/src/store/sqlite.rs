@@ -25,8 +25,8 @@ use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
 
 use super::migrations;
 use super::{
-    applies_to_any_row, decide, names_json, unexpected_shape, Columns, HistoryPage, KeyUsage, ResealItem, Seeder,
-    Store, StoreError, StoredRow, StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
+    applies_to_any_row, decide, unexpected_shape, Columns, HistoryPage, KeyUsage, ResealItem, Seeder, Store,
+    StoreError, StoredRow, StoredSettings, StoredVersion, Table, Verdict, Write, WriteOutcome,
 };
 use crate::config::Misconfigured;
 use crate::domain::{IntegrationId, Timestamp};
@@ -51,6 +51,61 @@ const MIGRATION_WAIT_US: i64 = 10_000_000;
 /// The busy timeout Spin's connections start with (rusqlite's default): how long a statement
 /// waits for another connection's lock.
 const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
+
+/// The statements this store sends for a read and a write, public so that the benchmark's SQLite
+/// floor sends the very same SQL.
+pub mod statements {
+    use spin_sdk::sqlite::Value;
+
+    use super::{optional, ROW, WRITTEN};
+    use crate::domain::Timestamp;
+    use crate::store::{names_json, Write};
+
+    pub fn list() -> String {
+        format!("SELECT {ROW} FROM integrations ORDER BY seq")
+    }
+
+    /// One parameter: the id.
+    pub fn get() -> String {
+        format!("SELECT {ROW} FROM integrations WHERE id = ?1")
+    }
+
+    /// A write as one statement (migration 5's view and trigger), with [`write_params`]; its one
+    /// row is the row as written, none when nothing was written.
+    pub fn write() -> String {
+        format!(
+            "INSERT INTO integration_writes (id, read_version, name, description, status, settings, settings_key,
+               settings_keys, now, action, restored_from, request_id, client_addr, authenticated, retention, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             RETURNING {WRITTEN} AS written"
+        )
+    }
+
+    /// [`write`]'s parameters: to the row as it is when the statement runs, or, with
+    /// `read_version`, only if the row is still at that version.
+    pub fn write_params(write: &Write, read_version: Option<i64>) -> Vec<Value> {
+        let settings = write.settings.as_ref();
+        let provenance = &write.provenance;
+        vec![
+            Value::Text(write.id.to_string()),
+            read_version.map_or(Value::Null, Value::Integer),
+            optional(write.name.clone()),
+            optional(write.description.clone()),
+            write.status.map_or(Value::Null, |status| Value::Integer(status.into())),
+            optional(settings.map(|settings| settings.stored.text.clone())),
+            optional(settings.and_then(|settings| settings.stored.key.clone())),
+            optional(settings.map(|settings| names_json(&settings.keys))),
+            Value::Integer(Timestamp::now().0),
+            Value::Text(provenance.action.as_str().into()),
+            provenance.restored_from.map_or(Value::Null, Value::Integer),
+            optional(provenance.actor.request_id.clone()),
+            optional(provenance.actor.client_addr.clone()),
+            Value::Integer(provenance.actor.authenticated.into()),
+            Value::Integer(i64::from(write.retention)),
+            optional(provenance.actor.name.clone()),
+        ]
+    }
+}
 
 /// Why a statement failed: the lock was held by another connection, or anything else.
 enum Busy {
@@ -164,34 +219,7 @@ impl<'a> SqliteStore<'a> {
     /// when the statement runs, or, with `read_version`, only if the row is still at that version.
     /// The row as written, or `None` when nothing was written (no such row, or it moved on).
     fn write_statement(&self, write: &Write, read_version: Option<i64>) -> Result<Option<StoredRow>, StoreError> {
-        let settings = write.settings.as_ref();
-        let provenance = &write.provenance;
-        let written = self.execute(
-            &format!(
-                "INSERT INTO integration_writes (id, read_version, name, description, status, settings, settings_key,
-                   settings_keys, now, action, restored_from, request_id, client_addr, authenticated, retention, actor)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                 RETURNING {WRITTEN} AS written"
-            ),
-            &[
-                Value::Text(write.id.to_string()),
-                read_version.map_or(Value::Null, Value::Integer),
-                optional(write.name.clone()),
-                optional(write.description.clone()),
-                write.status.map_or(Value::Null, |status| Value::Integer(status.into())),
-                optional(settings.map(|settings| settings.stored.text.clone())),
-                optional(settings.and_then(|settings| settings.stored.key.clone())),
-                optional(settings.map(|settings| names_json(&settings.keys))),
-                Value::Integer(Timestamp::now().0),
-                Value::Text(provenance.action.as_str().into()),
-                provenance.restored_from.map_or(Value::Null, Value::Integer),
-                optional(provenance.actor.request_id.clone()),
-                optional(provenance.actor.client_addr.clone()),
-                Value::Integer(provenance.actor.authenticated.into()),
-                Value::Integer(i64::from(write.retention)),
-                optional(provenance.actor.name.clone()),
-            ],
-        )?;
+        let written = self.execute(&statements::write(), &statements::write_params(write, read_version))?;
         let Some(row) = named(&written).next() else { return Ok(None) };
         let json = row.text("written")?.ok_or_else(|| unexpected_shape("written"))?;
         serde_json::from_slice(json.as_bytes()).map(Some).map_err(|_| unexpected_shape("written"))
@@ -201,14 +229,13 @@ impl<'a> SqliteStore<'a> {
 impl Store for SqliteStore<'_> {
     fn list(&self) -> Result<Vec<StoredRow>, StoreError> {
         self.ensure_schema()?;
-        let result = self.execute(&format!("SELECT {ROW} FROM integrations ORDER BY seq"), &[])?;
+        let result = self.execute(&statements::list(), &[])?;
         named(&result).filter_map(|row| StoredRow::decode(&row).transpose()).collect()
     }
 
     fn get(&self, id: &IntegrationId) -> Result<Option<StoredRow>, StoreError> {
         self.ensure_schema()?;
-        let result =
-            self.execute(&format!("SELECT {ROW} FROM integrations WHERE id = ?1"), &[Value::Text(id.to_string())])?;
+        let result = self.execute(&statements::get(), &[Value::Text(id.to_string())])?;
         let row = named(&result).next();
         row.map_or(Ok(None), |row| StoredRow::decode(&row))
     }
@@ -224,7 +251,7 @@ impl Store for SqliteStore<'_> {
         // settings gets here, and only concurrent writes of the same row make it read again.
         for _ in 0..MOVED_RETRIES {
             let id = Value::Text(write.id.to_string());
-            let current = self.execute(&format!("SELECT {ROW} FROM integrations WHERE id = ?1"), &[id])?;
+            let current = self.execute(&statements::get(), &[id])?;
             let Some(current) = named(&current).next().map(|row| StoredRow::decode(&row)).transpose()?.flatten() else {
                 return Ok(WriteOutcome::NotFound);
             };

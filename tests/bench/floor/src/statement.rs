@@ -28,35 +28,34 @@ pub fn statement(method: &http::Method, id: Option<&str>, body: &[u8]) -> Option
         (&http::Method::GET, None) => Some((postgres_statements::list(), vec![])),
         (&http::Method::GET, Some(id)) => Some((postgres_statements::get(), vec![ParameterValue::Str(id.into())])),
         (&http::Method::PUT, Some(id)) => {
-            let put: Put = serde_json::from_slice(body).ok()?;
-            let settings = put.settings.as_object()?.clone();
-            // The admin UI's PUT as the store binds it: no preconditions, no keyring (plain
-            // settings), every key declared, the default retention.
-            let write = Write {
-                id: IntegrationId::parse(id)?,
-                name: Some(put.name),
-                description: Some(put.description),
-                status: Some(put.status),
-                settings: Some(SettingsWrite {
-                    keys: settings.keys().cloned().collect(),
-                    stored: StoredSettings::plain(&settings),
-                    undeclared: Vec::new(),
-                }),
-                conditions: WriteConditions::default(),
-                provenance: Provenance {
-                    action: Action::Update,
-                    restored_from: None,
-                    actor: Actor {
-                        name: None,
-                        authenticated: false,
-                        request_id: Some("bench".into()),
-                        client_addr: None,
-                    },
-                },
-                retention: DEFAULTS.history_retention().ok()?.get(),
-            };
+            let write = admin_ui_put(id, body)?;
             Some((postgres_statements::write(), postgres_statements::write_params(&write)))
         }
         _ => None,
     }
+}
+
+/// The admin UI's PUT as the store binds it: no preconditions, no keyring (plain settings), every
+/// key declared, the default retention.
+pub fn admin_ui_put(id: &str, body: &[u8]) -> Option<Write> {
+    let put: Put = serde_json::from_slice(body).ok()?;
+    let settings = put.settings.as_object()?.clone();
+    Some(Write {
+        id: IntegrationId::parse(id)?,
+        name: Some(put.name),
+        description: Some(put.description),
+        status: Some(put.status),
+        settings: Some(SettingsWrite {
+            keys: settings.keys().cloned().collect(),
+            stored: StoredSettings::plain(&settings),
+            undeclared: Vec::new(),
+        }),
+        conditions: WriteConditions::default(),
+        provenance: Provenance {
+            action: Action::Update,
+            restored_from: None,
+            actor: Actor { name: None, authenticated: false, request_id: Some("bench".into()), client_addr: None },
+        },
+        retention: DEFAULTS.history_retention().ok()?.get(),
+    })
 }
