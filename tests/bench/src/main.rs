@@ -251,6 +251,12 @@ fn deployed_on_postgres(runtime_config: PathBuf, dsn: &str, host: &str) -> AppOp
     on_postgres(app_options(runtime_config), dsn, host).variable("db_backend", "postgres")
 }
 
+/// `options` (the cache off) without the request's log line either: what the app's own code costs
+/// beside the floor ([`Server::Bare`]).
+fn bare(options: AppOptions) -> AppOptions {
+    options.variable("log_level", "warn")
+}
+
 /// Spin without `RUST_BACKTRACE`, which a developer's shell may set and a deployment does not:
 /// with it, every error inside the host captures a backtrace (3-4 % of Spin's CPU under PUT load,
 /// measured with perf).
@@ -345,6 +351,7 @@ impl Run {
             apps.push((Server::Redis, SpinApp::start(spin, &deployed_on_postgres(config, &app_dsn, &host)).await?));
         }
         let uncached = deployed_on_postgres(deployed(), &app_dsn, &host).variable("cache_ttl_ms", "0");
+        apps.push((Server::Bare, SpinApp::start(spin, &bare(uncached.clone())).await?));
         apps.push((Server::Uncached, SpinApp::start(spin, &uncached).await?));
         let floor = SpinApp::start(
             spin,
@@ -369,8 +376,15 @@ impl Run {
         let fastapi_dsn = fastapi.as_ref().map(|(_, dsn)| dsn.clone());
         let servers = Servers { fastapi: fastapi.map(|(fastapi, _)| fastapi), apps };
 
-        let order =
-            [Server::FastApi, Server::Deployed, Server::Newcomer, Server::Redis, Server::Uncached, Server::Floor];
+        let order = [
+            Server::FastApi,
+            Server::Deployed,
+            Server::Newcomer,
+            Server::Redis,
+            Server::Uncached,
+            Server::Bare,
+            Server::Floor,
+        ];
         let present: Vec<Server> =
             order.into_iter().filter(|server| servers.base_url_and_group(*server).is_some()).collect();
         let mut table = Table::new(spin, Backend::Postgres, present.clone());
@@ -447,12 +461,14 @@ impl Run {
         if let Some(config) = self.redis_config(pass, Backend::Sqlite)? {
             apps.push((Server::Redis, SpinApp::start(spin, &app_options(config)).await?));
         }
+        let uncached = app_options(deployed()).variable("cache_ttl_ms", "0");
+        apps.push((Server::Bare, SpinApp::start(spin, &bare(uncached)).await?));
         apps.push((Server::Floor, SpinApp::start(spin, &floor).await?));
         for (server, app) in &apps {
             warm_up(server.label(), app.base_url(), *server == Server::Floor).await?;
         }
         let servers = Servers { fastapi: None, apps };
-        let order = [Server::Deployed, Server::Newcomer, Server::Redis, Server::Floor];
+        let order = [Server::Deployed, Server::Newcomer, Server::Redis, Server::Bare, Server::Floor];
         let present: Vec<Server> =
             order.into_iter().filter(|server| servers.base_url_and_group(*server).is_some()).collect();
         let mut columns = vec![Server::FastApi];
