@@ -647,16 +647,7 @@ mod tests {
             figures: Figures { requests_per_second: 500.0, p99_ms: Some(p99), requests: 4000, ..Default::default() },
             peak_rss_bytes: 0,
         };
-        let mut report = Report::new(
-            &Options {
-                duration: Duration::from_secs(8),
-                connections: vec![16],
-                spins: Vec::new(),
-                out: std::path::PathBuf::new(),
-            },
-            &[],
-            Ok("FastAPI".into()),
-        );
+        let mut report = with_fastapi(vec![16]);
         report.tables.push(Table {
             spin: "spin 3.6.3".into(),
             backend: Backend::Sqlite,
@@ -680,16 +671,7 @@ mod tests {
     fn the_equal_load_verdict_compares_the_deployed_apps_p99_with_fastapis() {
         let figures =
             |p99: f64| Figures { p99_ms: Some(p99), mean_ms: Some(p99 / 4.0), requests: 10, ..Default::default() };
-        let mut report = Report::new(
-            &Options {
-                duration: Duration::from_secs(8),
-                connections: vec![16],
-                spins: Vec::new(),
-                out: Default::default(),
-            },
-            &[],
-            Ok("FastAPI".into()),
-        );
+        let mut report = with_fastapi(vec![16]);
         let row = |route: &str, app: f64| EqualLoad {
             route: route.into(),
             connections: 16,
@@ -724,16 +706,7 @@ mod tests {
     /// log is reported beside the floor, never the cell's worst p99.
     #[test]
     fn the_sqlite_put_goal_leaves_out_what_no_user_runs() {
-        let mut report = Report::new(
-            &Options {
-                duration: Duration::from_secs(8),
-                connections: vec![16],
-                spins: Vec::new(),
-                out: Default::default(),
-            },
-            &[],
-            Ok("FastAPI".into()),
-        );
+        let mut report = with_fastapi(vec![16]);
         report.tables.push(Table {
             spin: "spin 3.6.3".into(),
             backend: Backend::Sqlite,
@@ -760,16 +733,7 @@ mod tests {
     }
 
     fn goals_of(rows: Vec<Row>) -> String {
-        let mut report = Report::new(
-            &Options {
-                duration: Duration::from_secs(8),
-                connections: vec![16, 64],
-                spins: Vec::new(),
-                out: Default::default(),
-            },
-            &[],
-            Ok("FastAPI".into()),
-        );
+        let mut report = with_fastapi(vec![16, 64]);
         report.tables.push(Table {
             spin: "spin 3.6.3".into(),
             backend: Backend::Postgres,
@@ -785,6 +749,13 @@ mod tests {
             equal_load: Vec::new(),
         });
         report.render()
+    }
+
+    /// An empty report of a run with FastAPI, at `connections`.
+    fn with_fastapi(connections: Vec<u32>) -> Report {
+        let options =
+            Options { duration: Duration::from_secs(8), connections, spins: Vec::new(), out: Default::default() };
+        Report::new(&options, &[], Ok("FastAPI".into()))
     }
 
     fn measured(rate: f64, p99: f64, non_2xx: u64) -> Measured {
