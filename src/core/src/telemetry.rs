@@ -32,6 +32,11 @@ impl Telemetry {
     /// The request's line; `actor` names the configured token it carried (never the token).
     pub fn request_done(&self, request: &Parts, actor: Option<&str>, status: u16, elapsed: Duration) {
         let level = if status >= 500 { LogLevel::Warn } else { LogLevel::Info };
+        // Below the level (every 2xx-4xx at `warn`), the line is not even built: its map and
+        // strings would only be dropped.
+        if level < self.min_level {
+            return;
+        }
         let mut fields = Map::new();
         fields.insert("method".into(), request.method.as_str().into());
         fields.insert("path".into(), request.uri.path().into());
