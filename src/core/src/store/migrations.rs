@@ -406,6 +406,34 @@ pub const MIGRATIONS: &[Migration] = &[
             ],
         }],
     },
+    // Expand only, closing a gap of version 4's: a 0.2.0 write that began before version 4
+    // committed runs migration 3's `integrations_write` as it compiled it, and its history insert,
+    // which waited for the migration's lock on the table, names no actor. Version 4's backfill
+    // ran before it and its wrapper is not called by it, so the row said no actor (the fleet
+    // test's rolling upgrade met it; src/core/tests/postgres_migrations.rs holds a write there).
+    // This runs in the same transaction as version 4 when a database comes from 0.2.0, so the
+    // insert, going on after the commit, meets the trigger. SQLite's version 4 has one already.
+    Migration {
+        version: 6,
+        description: "0.2.0's authenticated writes in flight during version 4 recorded as admin_token's",
+        steps: &[Step::Sql {
+            postgres: &[
+                r#"CREATE FUNCTION integration_history_actor_of_0_2_0() RETURNS trigger
+                LANGUAGE plpgsql AS $actor$
+                BEGIN
+                  NEW.actor := 'admin_token';
+                  RETURN NEW;
+                END
+                $actor$"#,
+                // Before the row is written, and only for a row that names no actor, which no
+                // write of this release makes when authenticated: its cost is the WHEN clause.
+                "CREATE TRIGGER integration_history_actor_of_0_2_0 BEFORE INSERT ON integration_history
+                 FOR EACH ROW WHEN (NEW.authenticated AND NEW.actor IS NULL)
+                 EXECUTE FUNCTION integration_history_actor_of_0_2_0()",
+            ],
+            sqlite: &[],
+        }],
+    },
 ];
 
 /// The schema version this code reads and writes.
