@@ -31,11 +31,16 @@ impl Figures {
     }
 }
 
-/// A wrk run and the server's largest resident memory seen during it.
-#[derive(Debug, Clone)]
+/// A wrk run, the server's largest resident memory seen during it, and the CPU time the server
+/// and PostgreSQL spent on it.
+#[derive(Debug, Clone, Default)]
 pub struct Measured {
     pub figures: Figures,
     pub peak_rss_bytes: u64,
+    /// The server's processes (Spin, or uvicorn), in microseconds per request.
+    pub server_cpu_us: Option<f64>,
+    /// The PostgreSQL cluster's server and backends, in microseconds per request.
+    pub database_cpu_us: Option<f64>,
 }
 
 /// The wrk Lua scripts for the routes: one file each, kept for the whole run.
@@ -58,10 +63,12 @@ impl Scripts {
 }
 
 /// wrk on `route` of the server at `base_url`, while the resident memory of the process group
-/// `group` (the server's processes) is sampled.
+/// `group` (the server's processes) is sampled; the CPU time of `group` and of `database` (the
+/// PostgreSQL cluster's server, with its backends) is read before and after.
 pub fn wrk(
     base_url: &str,
     group: u32,
+    database: u32,
     route: &Route,
     scripts: &Scripts,
     connections: u32,
@@ -78,6 +85,7 @@ pub fn wrk(
             }
         })
     };
+    let cpu_before = (test_support::process_group_cpu_us(group), test_support::process_and_children_cpu_us(database));
     let output = Command::new("wrk")
         // Two threads at most: the machine has two cores and the server needs them too.
         .arg(format!("-t{}", connections.min(2)))
@@ -88,6 +96,7 @@ pub fn wrk(
         .arg(format!("{base_url}{}", route.path))
         .output()
         .context("running wrk");
+    let cpu_after = (test_support::process_group_cpu_us(group), test_support::process_and_children_cpu_us(database));
     running.store(false, Ordering::Relaxed);
     let _ = sampler.join();
     let output = output?;
@@ -95,7 +104,13 @@ pub fn wrk(
     if !output.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
     }
-    Ok(Measured { figures: parse_wrk(&text)?, peak_rss_bytes: peak.load(Ordering::Relaxed) })
+    let figures = parse_wrk(&text)?;
+    Ok(Measured {
+        server_cpu_us: per_request(&figures, cpu_before.0, cpu_after.0),
+        database_cpu_us: per_request(&figures, cpu_before.1, cpu_after.1),
+        figures,
+        peak_rss_bytes: peak.load(Ordering::Relaxed),
+    })
 }
 
 /// `program`, from the Debian package `package`: when it is missing and this runs as root (as on
@@ -166,7 +181,9 @@ fn milliseconds(value: &str) -> Result<f64> {
 /// pgbench running `route`'s statement, extended protocol (parse, bind, execute, as Spin's
 /// client does), `clients` connections. The values are pgbench variables (`-D`), which the
 /// extended protocol binds as parameters, as the store binds them; a NULL is written inline.
-pub fn pgbench(dsn: &str, route: &Route, clients: u32, duration: Duration) -> Result<Figures> {
+/// pgbench sending `route`'s statement to `dsn`, and the CPU time PostgreSQL (`database`: its
+/// server, with its backends) spent per transaction.
+pub fn pgbench(dsn: &str, database: u32, route: &Route, clients: u32, duration: Duration) -> Result<Measured> {
     let (mut sql, values) = (route.statement)();
     let mut command = Command::new("pgbench");
     // From the highest number down, so that `$1` does not eat the start of `$10`.
@@ -182,6 +199,7 @@ pub fn pgbench(dsn: &str, route: &Route, clients: u32, duration: Duration) -> Re
     }
     let mut script = tempfile::Builder::new().suffix(".sql").tempfile()?;
     std::io::Write::write_all(&mut script, format!("{sql};\n").as_bytes())?;
+    let cpu_before = test_support::process_and_children_cpu_us(database);
     let output = command
         .args(["--no-vacuum", "--protocol=extended"])
         .arg(format!("--client={clients}"))
@@ -192,11 +210,18 @@ pub fn pgbench(dsn: &str, route: &Route, clients: u32, duration: Duration) -> Re
         .arg(dsn)
         .output()
         .context("running pgbench (it comes with the PostgreSQL client, e.g. postgresql-client-15)")?;
+    let cpu_after = test_support::process_and_children_cpu_us(database);
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
     }
-    parse_pgbench(&text)
+    let figures = parse_pgbench(&text)?;
+    Ok(Measured { database_cpu_us: per_request(&figures, cpu_before, cpu_after), figures, ..Default::default() })
+}
+
+/// CPU microseconds per request, from two readings around a run.
+fn per_request(figures: &Figures, before: u64, after: u64) -> Option<f64> {
+    (figures.requests > 0).then(|| after.saturating_sub(before) as f64 / figures.requests as f64)
 }
 
 fn parse_pgbench(text: &str) -> Result<Figures> {

@@ -272,6 +272,8 @@ struct Run {
     options: Options,
     scripts: Scripts,
     postgres: PostgresFixture,
+    /// The process id of `postgres`'s server, whose CPU time (with its backends') each cell reads.
+    database_pid: u32,
     baseline: Result<Baseline, String>,
     redis: Option<Redis>,
     started: Instant,
@@ -308,7 +310,7 @@ impl Run {
 
     fn measure(&self, label: &str, base_url: &str, group: u32, route: &Route, connections: u32) -> Result<Measured> {
         self.progress(&format!("  {label}: {} c={connections}", route.name));
-        load::wrk(base_url, group, route, &self.scripts, connections, self.options.duration)
+        load::wrk(base_url, group, self.database_pid, route, &self.scripts, connections, self.options.duration)
             .with_context(|| format!("{label}, {} at {connections} connections", route.name))
     }
 
@@ -401,7 +403,7 @@ impl Run {
                     report.pgbench.push((
                         route.name,
                         clients,
-                        load::pgbench(&app_dsn, route, clients, self.options.duration)?,
+                        load::pgbench(&app_dsn, self.database_pid, route, clients, self.options.duration)?,
                     ));
                 }
             }
@@ -583,9 +585,11 @@ async fn main() -> Result<()> {
         eprintln!("SKIPPING the Redis column: {why}");
     }
     let redis_description = redis.as_ref().map(|redis| redis.version.clone()).map_err(Clone::clone);
+    let postgres = PostgresFixture::start().await?;
     let run = Run {
         scripts: Scripts::write()?,
-        postgres: PostgresFixture::start().await?,
+        database_pid: postgres.server_pid().context("the bench's PostgreSQL has no postmaster.pid")?,
+        postgres,
         baseline,
         redis: redis.ok(),
         started,

@@ -135,7 +135,7 @@ pub struct Report {
     pub sizes: Vec<(String, u64)>,
     pub tables: Vec<Table>,
     /// (route, clients, figures)
-    pub pgbench: Vec<(&'static str, u32, Figures)>,
+    pub pgbench: Vec<(&'static str, u32, Measured)>,
     pub cold_starts: Vec<ColdStart>,
     /// Why the Redis column is missing, if it is.
     pub redis: Result<String, String>,
@@ -238,6 +238,7 @@ impl Report {
             self.render_table(&mut out, table);
         }
         self.render_goals(&mut out);
+        self.render_cpu(&mut out);
         self.render_equal_load(&mut out);
         self.render_cold_starts(&mut out);
         self.render_pgbench(&mut out);
@@ -395,6 +396,57 @@ impl Report {
         let _ = writeln!(out);
     }
 
+    /// What each server, and PostgreSQL behind it, spent per request in every cell: where the
+    /// distances between the columns of the tables above go, run by run.
+    fn render_cpu(&self, out: &mut String) {
+        const SERVERS: [Server; 7] = [
+            Server::FastApi,
+            Server::Deployed,
+            Server::Newcomer,
+            Server::Redis,
+            Server::Uncached,
+            Server::Bare,
+            Server::Floor,
+        ];
+        let _ = writeln!(
+            out,
+            "## CPU per request\n\n\
+             Microseconds of CPU per request in each cell above, from /proc: the server's processes (Spin's \
+             `spin up` and its trigger, with SQLite inside; FastAPI's uvicorn) `+` PostgreSQL's (its server \
+             and every backend: the servers of a cell take turns, so these are that server's statements). \
+             Neither wrk's CPU nor Redis's is counted. They all share the machine's cores, so the more a \
+             request costs here, the fewer requests per second wrk sees: where two columns differ, this is \
+             where the time goes.\n\n\
+             | Spin | backend | route | conns | {} |\n|---|---|---|---:|{}",
+            SERVERS.map(Server::label).join(" | "),
+            "---:|".repeat(SERVERS.len())
+        );
+        for table in &self.tables {
+            let postgres = table.backend == Backend::Postgres;
+            for row in &table.rows {
+                let cells = SERVERS.map(|server| {
+                    // The SQLite table repeats FastAPI's PostgreSQL cells.
+                    let measured = row.get(server).filter(|_| postgres || server != Server::FastApi);
+                    match measured.map(|m| (m.server_cpu_us, m.database_cpu_us.filter(|_| postgres))) {
+                        Some((Some(server), Some(database))) => format!("{server:.0} + {database:.0}"),
+                        Some((Some(server), None)) => format!("{server:.0}"),
+                        Some((None, _)) | None => "–".to_owned(),
+                    }
+                });
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    table.spin,
+                    table.backend.name(),
+                    row.route,
+                    row.connections,
+                    cells.join(" | ")
+                );
+            }
+        }
+        let _ = writeln!(out);
+    }
+
     /// The read latency goal at one offered load for every server: the app's p99 against
     /// FastAPI's, each sent the same requests per second.
     fn render_equal_load(&self, out: &mut String) {
@@ -479,22 +531,29 @@ impl Report {
             out,
             "## The database floor: the same SQL straight at PostgreSQL\n\n\
              pgbench, extended protocol (parse, bind, execute, as Spin's client), the store's statements with the \
-             benchmark's values bound as parameters, measured once (during the first Spin pass).\n"
+             benchmark's values bound as parameters, measured once (during the first Spin pass). PostgreSQL's \
+             CPU per transaction, beside the Spin floor's per request (\"CPU per request\"), shows what Spin's \
+             client adds on the database's side: its pool's clean-up batch before each request (`CLOSE ALL` ... \
+             `DISCARD SEQUENCES`), and the statement prepared, run and closed in round trips of their own, \
+             where pgbench sends all three in one.\n"
         );
-        let mut header = String::from("| route | clients | pgbench tx/s (mean latency ms) | errors |");
-        let mut rule = String::from("|---|---:|---:|---:|");
+        let mut header =
+            String::from("| route | clients | pgbench tx/s (mean latency ms) | errors | PostgreSQL CPU us per tx |");
+        let mut rule = String::from("|---|---:|---:|---:|---:|");
         for table in &floors {
             let _ = write!(header, " Spin floor / pgbench, {} |", table.spin);
             rule.push_str("---:|");
         }
         let _ = writeln!(out, "{header}\n{rule}");
-        for (route, clients, figures) in &self.pgbench {
+        for (route, clients, measured) in &self.pgbench {
+            let figures = &measured.figures;
             let _ = write!(
                 out,
-                "| {route} | {clients} | {:.0} ({}) | {} |",
+                "| {route} | {clients} | {:.0} ({}) | {} | {} |",
                 figures.requests_per_second,
                 optional_ms(figures.mean_ms),
-                figures.errors()
+                figures.errors(),
+                measured.database_cpu_us.map_or("–".to_owned(), |us| format!("{us:.0}"))
             );
             for table in &floors {
                 let floor = table.row(route, *clients).and_then(|row| row.get(Server::Floor));
@@ -614,7 +673,7 @@ mod tests {
     #[test]
     fn a_skipped_baseline_is_said_in_the_header_and_in_its_column() {
         let figures = Figures { requests_per_second: 100.0, p99_ms: Some(5.0), requests: 800, ..Default::default() };
-        let app = Measured { figures, peak_rss_bytes: 100 << 20 };
+        let app = Measured { figures, peak_rss_bytes: 100 << 20, ..Default::default() };
         let report = Report {
             seconds: 8,
             spins: vec!["spin 3.6.3".into()],
@@ -645,7 +704,7 @@ mod tests {
     fn the_sqlite_put_goal_is_the_apps_worst_p99_not_fastapis() {
         let measured = |p99: f64| Measured {
             figures: Figures { requests_per_second: 500.0, p99_ms: Some(p99), requests: 4000, ..Default::default() },
-            peak_rss_bytes: 0,
+            ..Default::default()
         };
         let mut report = with_fastapi(vec![16]);
         report.tables.push(Table {
@@ -767,7 +826,7 @@ mod tests {
                 non_2xx,
                 ..Default::default()
             },
-            peak_rss_bytes: 0,
+            ..Default::default()
         }
     }
 
@@ -800,6 +859,47 @@ mod tests {
             markdown.contains(
                 "| spin 3.6.3 | PostgreSQL | GET item | 64 | met (2.00) | 1.20 (no goal) | met (0.95) | **gap: 0.85** (goal ≥ 0.9) | – | – | 0.98 |"
             ),
+            "{markdown}"
+        );
+    }
+
+    /// Each server's CPU per request, with PostgreSQL's beside it on that backend only: on SQLite
+    /// the database runs inside Spin, and the FastAPI cells are PostgreSQL's, repeated.
+    #[test]
+    fn cpu_per_request_adds_postgresql_only_where_the_server_uses_it() {
+        let spent = |server: f64, database: f64| Measured {
+            server_cpu_us: Some(server),
+            database_cpu_us: Some(database),
+            ..measured(1000.0, 20.0, 0)
+        };
+        let mut report = with_fastapi(vec![16]);
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            report.tables.push(Table {
+                spin: "spin 3.6.3".into(),
+                backend,
+                servers: vec![Server::FastApi, Server::Deployed, Server::Floor],
+                rows: vec![Row {
+                    route: "PUT item".into(),
+                    connections: 16,
+                    cells: vec![
+                        (Server::FastApi, spent(600.4, 400.0)),
+                        (Server::Deployed, spent(1020.0, 700.6)),
+                        (Server::Floor, Measured { server_cpu_us: None, ..spent(0.0, 0.0) }),
+                    ],
+                }],
+                equal_load: Vec::new(),
+            });
+        }
+        report.pgbench.push(("PUT item", 16, Measured { database_cpu_us: Some(412.4), ..measured(3000.0, 9.0, 0) }));
+        let markdown = report.render();
+        assert!(markdown.contains("| PUT item | 16 | 3000 (–) | 0 | 412 | 33.3 % |"), "{markdown}");
+        assert!(
+            markdown
+                .contains("| spin 3.6.3 | PostgreSQL | PUT item | 16 | 600 + 400 | 1020 + 701 | – | – | – | – | – |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| spin 3.6.3 | SQLite | PUT item | 16 | – | 1020 | – | – | – | – | – |"),
             "{markdown}"
         );
     }

@@ -5,7 +5,10 @@ pub mod postgres;
 pub mod spin;
 
 pub use postgres::PostgresFixture;
-pub use spin::{proc_kib, process_group_resident_bytes, AppOptions, AppSource, LogLine, Spin, SpinApp};
+pub use spin::{
+    proc_kib, process_and_children_cpu_us, process_group_cpu_us, process_group_resident_bytes, AppOptions, AppSource,
+    LogLine, Spin, SpinApp,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

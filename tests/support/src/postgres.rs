@@ -89,6 +89,15 @@ impl PostgresFixture {
             .await
     }
 
+    /// The process id of the cluster's server (the postmaster, whose children are its backends),
+    /// when this fixture started it: for what PostgreSQL spends under a load
+    /// ([`crate::process_and_children_cpu_us`]).
+    pub fn server_pid(&self) -> Option<u32> {
+        let cluster = self.cluster.as_ref()?;
+        let pid_file = std::fs::read_to_string(cluster.dir.path().join("data/postmaster.pid")).ok()?;
+        pid_file.lines().next()?.trim().parse().ok()
+    }
+
     /// A superuser DSN for the `postgres` database.
     pub fn dsn(&self) -> String {
         self.dsn.clone()

@@ -312,10 +312,15 @@ impl Drop for SpinApp {
 
 /// Every live process of the process group `group` (from /proc).
 fn process_group_members(group: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return vec![group] };
+    processes_where(Stat::Group, group)
+}
+
+/// Every live process whose field `field` of /proc/PID/stat is `value`.
+fn processes_where(field: Stat, value: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| process_group_of(*pid) == Some(group))
+        .filter(|pid| stat_field(*pid, field).is_some_and(|found| found == u64::from(value)))
         .collect()
 }
 
@@ -325,10 +330,51 @@ pub fn process_group_resident_bytes(group: u32) -> u64 {
     process_group_members(group).into_iter().filter_map(resident_bytes_of).sum()
 }
 
-/// Field 5 of /proc/PID/stat (after the parenthesised command name, which may hold spaces).
-fn process_group_of(pid: u32) -> Option<u32> {
+/// CPU time of every process of the group `group`, in microseconds (see [`cpu_us`]).
+pub fn process_group_cpu_us(group: u32) -> u64 {
+    cpu_us(process_group_members(group))
+}
+
+/// CPU time of the process `pid` and of its children, in microseconds (see [`cpu_us`]): for
+/// PostgreSQL's postmaster, whose backends each leave its process group for one of their own.
+pub fn process_and_children_cpu_us(pid: u32) -> u64 {
+    let mut processes = processes_where(Stat::Parent, pid);
+    processes.push(pid);
+    cpu_us(processes)
+}
+
+/// Each live process's user and system time, with that of the children it has waited for (a
+/// postmaster's backends that ended): read before and after a load, the difference is what the
+/// processes spent on it.
+fn cpu_us(processes: Vec<u32>) -> u64 {
+    let times = [Stat::UserTime, Stat::SystemTime, Stat::ChildrenUserTime, Stat::ChildrenSystemTime];
+    let ticks: u64 = processes.into_iter().flat_map(|pid| times.map(|field| stat_field(pid, field))).flatten().sum();
+    ticks.saturating_mul(1_000_000) / clock_ticks_per_second()
+}
+
+/// What /proc counts CPU time in.
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf(3) only reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&ticks| ticks > 0).unwrap_or(100)
+}
+
+/// Fields of /proc/PID/stat, by their number in proc(5).
+#[derive(Clone, Copy)]
+enum Stat {
+    Parent = 4,
+    Group = 5,
+    UserTime = 14,
+    SystemTime = 15,
+    ChildrenUserTime = 16,
+    ChildrenSystemTime = 17,
+}
+
+/// Field `field` of /proc/PID/stat, counted after the parenthesised command name (field 2, which
+/// may hold spaces).
+fn stat_field(pid: u32, field: Stat) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()
+    stat.rsplit_once(')')?.1.split_whitespace().nth(field as usize - 3)?.parse().ok()
 }
 
 fn resident_bytes_of(pid: u32) -> Option<u64> {
@@ -349,9 +395,51 @@ mod tests {
     #[test]
     fn this_process_is_found_in_its_own_group() {
         let me = std::process::id();
-        let group = process_group_of(me).unwrap();
+        let group = u32::try_from(stat_field(me, Stat::Group).unwrap()).unwrap();
+        assert_eq!(stat_field(me, Stat::Parent), Some(u64::from(std::os::unix::process::parent_id())));
         assert!(group > 0);
         assert!(resident_bytes_of(me).unwrap() > 1024 * 1024);
         assert!(proc_kib("/proc/meminfo", "MemTotal").unwrap() > 1024);
+    }
+
+    /// CPU time counts this process's own work, a live child's, and an ended child's once it was
+    /// waited for (a postmaster's backends).
+    #[test]
+    fn cpu_time_counts_the_process_and_its_children() {
+        let me = std::process::id();
+        let group = u32::try_from(stat_field(me, Stat::Group).unwrap()).unwrap();
+        let (group_before, mine_before) = (process_group_cpu_us(group), process_and_children_cpu_us(me));
+        // 300 ms of CPU by the kernel's own clock for this process, however busy the machine is.
+        let started = process_cpu_clock_us();
+        let mut spin = 0u64;
+        while process_cpu_clock_us() - started < 300_000 {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        // /proc counts whole clock ticks (10 ms).
+        assert!(process_group_cpu_us(group) - group_before >= 250_000, "{spin}");
+        let mine = process_and_children_cpu_us(me);
+        assert!(mine - mine_before >= 250_000);
+
+        let mut child = std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let childs = loop {
+            let childs = cpu_us(vec![child.id()]);
+            if childs >= 200_000 || std::time::Instant::now() > deadline {
+                break childs;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(childs >= 200_000, "the child used {childs} us in 30 s");
+        assert!(process_and_children_cpu_us(me) >= mine + childs);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(process_and_children_cpu_us(me) >= mine + childs);
+    }
+
+    fn process_cpu_clock_us() -> u64 {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime(2) writes the timespec it is given.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) }, 0);
+        now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
     }
 }
