@@ -378,17 +378,8 @@ impl Run {
         let fastapi_dsn = fastapi.as_ref().map(|(_, dsn)| dsn.clone());
         let servers = Servers { fastapi: fastapi.map(|(fastapi, _)| fastapi), apps };
 
-        let order = [
-            Server::FastApi,
-            Server::Deployed,
-            Server::Newcomer,
-            Server::Redis,
-            Server::Uncached,
-            Server::Bare,
-            Server::Floor,
-        ];
         let present: Vec<Server> =
-            order.into_iter().filter(|server| servers.base_url_and_group(*server).is_some()).collect();
+            Server::ALL.into_iter().filter(|server| servers.base_url_and_group(*server).is_some()).collect();
         let mut table = Table::new(spin, Backend::Postgres, present.clone());
         for route in &ROUTES {
             for &connections in &self.options.connections {

@@ -52,6 +52,10 @@ pub enum Server {
 }
 
 impl Server {
+    /// Every server, in the order of the report's columns.
+    pub const ALL: [Server; 7] =
+        [Self::FastApi, Self::Deployed, Self::Newcomer, Self::Redis, Self::Uncached, Self::Bare, Self::Floor];
+
     pub fn label(self) -> &'static str {
         match self {
             Self::FastApi => "FastAPI",
@@ -399,15 +403,6 @@ impl Report {
     /// What each server, and PostgreSQL behind it, spent per request in every cell: where the
     /// distances between the columns of the tables above go, run by run.
     fn render_cpu(&self, out: &mut String) {
-        const SERVERS: [Server; 7] = [
-            Server::FastApi,
-            Server::Deployed,
-            Server::Newcomer,
-            Server::Redis,
-            Server::Uncached,
-            Server::Bare,
-            Server::Floor,
-        ];
         let _ = writeln!(
             out,
             "## CPU per request\n\n\
@@ -418,13 +413,13 @@ impl Report {
              request costs here, the fewer requests per second wrk sees: where two columns differ, this is \
              where the time goes.\n\n\
              | Spin | backend | route | conns | {} |\n|---|---|---|---:|{}",
-            SERVERS.map(Server::label).join(" | "),
-            "---:|".repeat(SERVERS.len())
+            Server::ALL.map(Server::label).join(" | "),
+            "---:|".repeat(Server::ALL.len())
         );
         for table in &self.tables {
             let postgres = table.backend == Backend::Postgres;
             for row in &table.rows {
-                let cells = SERVERS.map(|server| {
+                let cells = Server::ALL.map(|server| {
                     // The SQLite table repeats FastAPI's PostgreSQL cells.
                     let measured = row.get(server).filter(|_| postgres || server != Server::FastApi);
                     match measured.map(|m| (m.server_cpu_us, m.database_cpu_us.filter(|_| postgres))) {
