@@ -219,10 +219,10 @@ fn component_sizes() -> Result<Vec<(String, u64)>> {
     Ok(sizes)
 }
 
-/// The app as the README's commands run it: its spin.toml, no runtime config (Spin keeps the
-/// cache's key-value store in a SQLite file in its state directory) and no variable at all, so
-/// `log_level` is its default `info` (a log line per request, which users pay for too). On
-/// PostgreSQL, [`on_postgres`] adds the README's two variables.
+/// The app as the README's commands run it without the runtime config they name (Spin then keeps
+/// the cache's key-value store in a SQLite file in its state directory): its spin.toml and no
+/// variable at all, so `log_level` is its default `info` (a log line per request, which users pay
+/// for too). On PostgreSQL, [`on_postgres`] adds the README's two variables.
 fn newcomer_options() -> AppOptions {
     as_deployed(AppOptions::manifest(test_support::workspace_root().join("spin.toml")))
 }
@@ -233,7 +233,7 @@ fn app_options(runtime_config: PathBuf) -> AppOptions {
     AppOptions { runtime_config: Some(runtime_config), ..newcomer_options() }
 }
 
-/// The deployment's runtime config.
+/// The deployment's runtime config, which the README's commands name too.
 fn deployed() -> PathBuf {
     test_support::workspace_root().join("runtime-config.toml")
 }
@@ -736,8 +736,46 @@ mod tests {
         assert!(cold_start_failed(503, true) && cold_start_failed(0, false));
     }
 
-    /// "no runtime config" is the README's commands with no extra flag: `spin build --up` sets no
-    /// variable, and the PostgreSQL command exactly the variables it shows.
+    /// The README's two commands, the one that runs the app and the PostgreSQL one, each as the
+    /// words of its code block.
+    fn readme_commands() -> [Vec<String>; 2] {
+        let readme = std::fs::read_to_string(test_support::workspace_root().join("README.md")).unwrap();
+        let block = |after: &str| -> Vec<String> {
+            let section = readme.split(after).nth(1).unwrap_or_else(|| panic!("{after} in the README"));
+            let block = section.split("```").nth(1).expect("a code block");
+            block.split_whitespace().map(str::to_owned).collect()
+        };
+        let run = block("## Run it, test it");
+        // Its first line, up to the comment: the block also holds the test command.
+        let run = run.iter().skip(1).take_while(|word| *word != "#").cloned().collect();
+        [run, block("To point it at PostgreSQL:")]
+    }
+
+    /// Issue 18's fallback: the README's commands carry the deployment's runtime config, so what
+    /// they run is the bench's "deployed" (on PostgreSQL, but for `db_backend`, which only
+    /// insists on the backend that `db_dsn` already picks).
+    #[test]
+    fn the_readmes_commands_run_the_deployments_runtime_config() {
+        let root = test_support::workspace_root();
+        for command in readme_commands() {
+            let file =
+                command.windows(2).find(|pair| pair[0] == "--runtime-config-file").map(|pair| root.join(&pair[1]));
+            assert_eq!(file.as_ref(), Some(&deployed()), "{command:?}");
+            assert!(command.contains(&"up".to_owned()) || command.contains(&"--up".to_owned()), "{command:?}");
+        }
+        assert_eq!(readme_commands()[0][..3], ["spin", "build", "--up"]);
+        let deployed = deployed_on_postgres(deployed(), "postgres://u@127.0.0.1:1/d", "127.0.0.1:1");
+        let mut given = names(&deployed);
+        let mut readme = readme_postgres_variables();
+        readme.push("db_backend".into());
+        given.sort();
+        readme.sort();
+        assert_eq!(given, readme);
+    }
+
+    /// "no runtime config" is the README's commands without their `--runtime-config-file`:
+    /// `spin build --up` sets no variable, and the PostgreSQL command exactly the variables it
+    /// shows.
     #[test]
     fn the_newcomer_runs_the_readmes_commands_and_nothing_more() {
         let sqlite = newcomer_options();

@@ -36,8 +36,8 @@ pub enum Server {
     /// The app as deployed: `--runtime-config-file runtime-config.toml` (the cache's key-value store
     /// in each process's memory).
     Deployed,
-    /// The app as the README's commands run it: no runtime config, so Spin keeps the key-value
-    /// store in a SQLite file in its state directory (`spin build --up`, and the PostgreSQL command).
+    /// The README's commands without the runtime config they name: Spin then keeps the key-value
+    /// store in a SQLite file in its state directory (a `spin build --up` with no other flag).
     Newcomer,
     /// The app with a key-value store every replica shares: a real `redis-server` as `default`.
     Redis,
@@ -210,9 +210,10 @@ impl Report {
         let _ = writeln!(
             out,
             "The app's configurations: **deployed** is `spin up --runtime-config-file runtime-config.toml` (the \
-             cache's key-value store in each process's memory); **no runtime config** is what the README's \
-             commands run (`spin build --up`, and the PostgreSQL command), where Spin keeps that store in a \
-             SQLite file in its state directory; **Redis** is the runtime config a fleet uses, a key-value store \
+             cache's key-value store in each process's memory), which the README's commands run too (`spin build \
+             --up --runtime-config-file runtime-config.toml`, and the PostgreSQL command with it); **no runtime \
+             config** is those commands without the flag, where Spin keeps that store in a SQLite file in its \
+             state directory; **Redis** is the runtime config a fleet uses, a key-value store \
              every replica shares (a `redis-server` on this machine); **cache off** is deployed with \
              `cache_ttl_ms=0`; **no cache or request log** is cache off with `log_level=warn` too, which no \
              user runs: set beside the floor, it shows what the app's own code costs, without the calls into \
@@ -313,8 +314,10 @@ impl Report {
              - A req/s goal is not met in a cell where either server had an error (wrk counts a 503 as a request).\n\
              - **vs floor**: where a request must reach PostgreSQL (every PUT; a GET with the cache off), at \
              least 0.95 x the Spin floor's req/s (on SQLite the ratio, no goal).\n\
-             - **no runtime config vs deployed**: the README's own commands within 10 % of the deployment's \
-             req/s (at least 0.9 x).\n\
+             - **The README's commands within 10 % of the deployment's req/s**: met by construction. Both carry \
+             `--runtime-config-file runtime-config.toml`, the deployment's (the bench's tests read them from the \
+             README), so they run the `app, deployed` configuration. **no runtime config vs deployed**: the \
+             same commands without the flag, reported (no goal): what leaving it off costs.\n\
              - **SQLite PUT**: p99 at most 50 ms at 16 connections and 200 ms at 64, and no error, in every \
              configuration users run (the SQLite floor's p99 beside it).\n\
              - **Redis vs deployed**: reported (no goal: a network store costs a round trip per call).\n\
@@ -354,7 +357,7 @@ impl Report {
                     _ => "–".to_owned(),
                 };
                 let newcomer = match (row.get(Server::Newcomer), deployed) {
-                    (Some(newcomer), Some(deployed)) => rate_verdict(newcomer, deployed, 0.9),
+                    (Some(newcomer), Some(deployed)) => format!("{:.2}", rate(newcomer) / rate(deployed)),
                     _ => "–".to_owned(),
                 };
                 let sqlite_put = if put && !postgres {
@@ -718,7 +721,7 @@ mod tests {
             equal_load: Vec::new(),
         });
         let markdown = report.render();
-        assert!(markdown.contains("| met (1.00) | met (45 ms, 0) |"), "{markdown}");
+        assert!(markdown.contains("| 1.00 | met (45 ms, 0) |"), "{markdown}");
     }
 
     #[test]
@@ -779,9 +782,8 @@ mod tests {
         });
         let markdown = report.render();
         assert!(
-            markdown.contains(
-                "| PUT item | 16 | – | – | 0.80 (no goal) | met (0.99) | met (48 ms, 0; floor 40 ms) | – | 0.90 |"
-            ),
+            markdown
+                .contains("| PUT item | 16 | – | – | 0.80 (no goal) | 0.99 | met (48 ms, 0; floor 40 ms) | – | 0.90 |"),
             "{markdown}"
         );
     }
@@ -827,7 +829,7 @@ mod tests {
 
     /// Issue 18's read tail is at 16 connections: at 64 the p99 ratio is shown without a verdict.
     /// The ratios are the app's req/s over FastAPI's, the uncached app's over the floor's, the
-    /// newcomer's over the deployed app's, and (last) the app without cache or request log over the
+    /// newcomer's over the deployed app's (no goal), and (last) the app without cache or request log over the
     /// floor's.
     #[test]
     fn the_read_goals_are_the_issues_ratios_and_the_p99_goal_is_at_16_connections() {
@@ -846,13 +848,13 @@ mod tests {
         let markdown = goals_of(vec![row(16), row(64)]);
         assert!(
             markdown.contains(
-                "| spin 3.6.3 | PostgreSQL | GET item | 16 | met (2.00) | **gap: 1.20** (goal ≤ 1) | met (0.95) | **gap: 0.85** (goal ≥ 0.9) | – | – | 0.98 |"
+                "| spin 3.6.3 | PostgreSQL | GET item | 16 | met (2.00) | **gap: 1.20** (goal ≤ 1) | met (0.95) | 0.85 | – | – | 0.98 |"
             ),
             "{markdown}"
         );
         assert!(
             markdown.contains(
-                "| spin 3.6.3 | PostgreSQL | GET item | 64 | met (2.00) | 1.20 (no goal) | met (0.95) | **gap: 0.85** (goal ≥ 0.9) | – | – | 0.98 |"
+                "| spin 3.6.3 | PostgreSQL | GET item | 64 | met (2.00) | 1.20 (no goal) | met (0.95) | 0.85 | – | – | 0.98 |"
             ),
             "{markdown}"
         );
@@ -916,7 +918,7 @@ mod tests {
         let markdown = goals_of(vec![row]);
         assert!(
             markdown.contains(
-                "| PUT item | 16 | **1.20, 7 errors** (goal ≥ 0.9, no error) | – | **1.20, 7 errors** (goal ≥ 0.95, no error) | **1.00, 7 errors** (goal ≥ 0.9, no error) |"
+                "| PUT item | 16 | **1.20, 7 errors** (goal ≥ 0.9, no error) | – | **1.20, 7 errors** (goal ≥ 0.95, no error) | 1.00 |"
             ),
             "{markdown}"
         );

@@ -71,6 +71,20 @@ impl Service {
         Self::start_on(spin, backend, cluster, variables).await
     }
 
+    /// The app as the README's command runs it: the SQLite default, with the runtime config the
+    /// command names (the cache's key-value store in memory; every other test runs without one,
+    /// where Spin keeps that store in a second SQLite file).
+    pub async fn start_as_the_readme_runs_it(spin: &Spin) -> Self {
+        let state = tempfile::Builder::new().prefix("e2e-state-").tempdir().expect("a state directory");
+        let options = AppOptions {
+            state_dir: Some(state.path().to_owned()),
+            runtime_config: Some(test_support::workspace_root().join("runtime-config.toml")),
+            ..Self::options(None, None, &[])
+        };
+        let app = SpinApp::start(spin, &options).await.unwrap_or_else(|e| panic!("the app starts under {spin}: {e:#}"));
+        Self::around(app, Backend::Sqlite, None, None, state)
+    }
+
     /// A PostgreSQL service on a cluster of its own, which the test may stop and restart.
     pub async fn start_with_own_cluster(spin: &Spin, variables: &[(&str, &str)]) -> Self {
         let cluster = Cluster::Own(PostgresFixture::start().await.expect("PostgreSQL starts"));
