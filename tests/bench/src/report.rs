@@ -829,8 +829,8 @@ mod tests {
 
     /// Issue 18's read tail is at 16 connections: at 64 the p99 ratio is shown without a verdict.
     /// The ratios are the app's req/s over FastAPI's, the uncached app's over the floor's, the
-    /// newcomer's over the deployed app's (no goal), and (last) the app without cache or request log over the
-    /// floor's.
+    /// newcomer's over the deployed app's (no goal), and (last) the app without cache or request
+    /// log over the floor's.
     #[test]
     fn the_read_goals_are_the_issues_ratios_and_the_p99_goal_is_at_16_connections() {
         let row = |connections| Row {
