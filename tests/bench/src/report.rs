@@ -115,6 +115,11 @@ impl Table {
     pub fn row(&self, route: &str, connections: u32) -> Option<&Row> {
         self.rows.iter().find(|row| row.route == route && row.connections == connections)
     }
+
+    /// The columns that name a cell in the tables of every pass: Spin, backend, route, connections.
+    fn cell_name(&self, row: &Row) -> String {
+        format!("| {} | {} | {} | {} |", self.spin, self.backend.name(), row.route, row.connections)
+    }
 }
 
 /// 64 requests at once as the very first requests of a fresh app.
@@ -392,11 +397,8 @@ impl Report {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {versus_fastapi} | {p99} | {versus_floor} | {newcomer} | {sqlite_put} | {redis} | {bare} |",
-                    table.spin,
-                    table.backend.name(),
-                    row.route,
-                    row.connections
+                    "{} {versus_fastapi} | {p99} | {versus_floor} | {newcomer} | {sqlite_put} | {redis} | {bare} |",
+                    table.cell_name(row)
                 );
             }
         }
@@ -431,15 +433,7 @@ impl Report {
                         Some((None, _)) | None => "–".to_owned(),
                     }
                 });
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} |",
-                    table.spin,
-                    table.backend.name(),
-                    row.route,
-                    row.connections,
-                    cells.join(" | ")
-                );
+                let _ = writeln!(out, "{} {} |", table.cell_name(row), cells.join(" | "));
             }
         }
         let _ = writeln!(out);
