@@ -249,6 +249,7 @@ impl Report {
         }
         self.render_goals(&mut out);
         self.render_cpu(&mut out);
+        self.render_put_parts(&mut out);
         self.render_equal_load(&mut out);
         self.render_cold_starts(&mut out);
         self.render_pgbench(&mut out);
@@ -439,6 +440,59 @@ impl Report {
         let _ = writeln!(out);
     }
 
+    /// Where a PUT's CPU goes on PostgreSQL, in parts that add up to the deployed app's: each part
+    /// is the difference between two figures of this run ("CPU per request" and pgbench's), from
+    /// FastAPI's write to the app with every feature, so that issue 18's table of the distance to
+    /// FastAPI comes from the same run as the goals.
+    fn render_put_parts(&self, out: &mut String) {
+        let put = crate::ROUTES.iter().find(|route| route.method == "PUT").expect("the benchmark writes");
+        let columns: Vec<(String, PutCpu)> = self
+            .tables
+            .iter()
+            .filter(|table| table.backend == Backend::Postgres)
+            .flat_map(|table| table.rows.iter().filter(|row| row.route == put.name).map(move |row| (table, row)))
+            .map(|(table, row)| {
+                let pgbench = self
+                    .pgbench
+                    .iter()
+                    .find(|(route, clients, _)| *route == put.name && *clients == row.connections)
+                    .map(|(_, _, measured)| measured);
+                (format!("{}, {} conns", table.spin, row.connections), PutCpu::of(row, pgbench))
+            })
+            .collect();
+        if columns.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "## Where a PUT's CPU goes (PostgreSQL)\n\n\
+             The deployed app's CPU per PUT (\"CPU per request\", Spin's `+` PostgreSQL's) in parts that add up \
+             to it, each the difference between two figures of this run: from FastAPI's write, through the same \
+             write as this app sends it (pgbench) and as Spin sends it (the Spin floor), to the app with each of \
+             its features. Each part is the difference of two measurements, each of which moves by ±15 % between \
+             runs: a small part, or one below zero, says that those two are the same within that noise.\n\n\
+             | part | from | {} |\n|---|---|{}",
+            columns.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(" | "),
+            "---:|".repeat(columns.len())
+        );
+        for part in PUT_PARTS {
+            let cells =
+                columns.iter().map(|(_, cpu)| (part.value)(cpu).map_or("–".to_owned(), |us| format!("{us:.0}")));
+            let _ = writeln!(out, "| {} | {} | {} |", part.name, part.from, cells.collect::<Vec<_>>().join(" | "));
+        }
+        let rates = columns.iter().map(|(_, cpu)| {
+            let ratio = |of: Option<f64>, to: Option<f64>| {
+                of.zip(to).map_or("–".to_owned(), |(of, to)| format!("{:.2}", of / to))
+            };
+            format!("{} / {}", ratio(cpu.rates.deployed, cpu.rates.fastapi), ratio(cpu.rates.floor, cpu.rates.fastapi))
+        });
+        let _ = writeln!(
+            out,
+            "| req/s against FastAPI's: app, deployed / Spin floor | the tables above | {} |\n",
+            rates.collect::<Vec<_>>().join(" | ")
+        );
+    }
+
     /// The read latency goal at one offered load for every server: the app's p99 against
     /// FastAPI's, each sent the same requests per second.
     fn render_equal_load(&self, out: &mut String) {
@@ -591,6 +645,105 @@ impl Report {
         }
     }
 }
+
+/// One PUT cell's CPU per request, server's and PostgreSQL's, for its parts.
+struct PutCpu {
+    fastapi: (Option<f64>, Option<f64>),
+    /// PostgreSQL's per transaction under pgbench, the write as the app's store sends it.
+    pgbench: Option<f64>,
+    floor: (Option<f64>, Option<f64>),
+    bare: Option<f64>,
+    uncached: Option<f64>,
+    deployed: Option<f64>,
+    rates: PutRates,
+}
+
+struct PutRates {
+    fastapi: Option<f64>,
+    floor: Option<f64>,
+    deployed: Option<f64>,
+}
+
+impl PutCpu {
+    fn of(row: &Row, pgbench: Option<&Measured>) -> Self {
+        let split = |server| row.get(server).map_or((None, None), |m: &Measured| (m.server_cpu_us, m.database_cpu_us));
+        let total = |server| match split(server) {
+            (Some(spin), Some(database)) => Some(spin + database),
+            _ => None,
+        };
+        let rate = |server| row.get(server).map(|m: &Measured| m.figures.requests_per_second);
+        Self {
+            fastapi: split(Server::FastApi),
+            pgbench: pgbench.and_then(|measured| measured.database_cpu_us),
+            floor: split(Server::Floor),
+            bare: total(Server::Bare),
+            uncached: total(Server::Uncached),
+            deployed: total(Server::Deployed),
+            rates: PutRates {
+                fastapi: rate(Server::FastApi),
+                floor: rate(Server::Floor),
+                deployed: rate(Server::Deployed),
+            },
+        }
+    }
+
+    fn floor_total(&self) -> Option<f64> {
+        Some(self.floor.0? + self.floor.1?)
+    }
+}
+
+/// A row of the PUT's parts: what it is, which figures it is taken from, and its value.
+struct PutPart {
+    name: &'static str,
+    from: &'static str,
+    value: fn(&PutCpu) -> Option<f64>,
+}
+
+/// The parts, in order: those above the deployed app's total add up to it.
+const PUT_PARTS: [PutPart; 10] = [
+    PutPart {
+        name: "PostgreSQL: FastAPI's write (a bare `UPDATE`, prepared once per connection by asyncpg)",
+        from: "FastAPI's PostgreSQL",
+        value: |cpu| cpu.fastapi.1,
+    },
+    PutPart {
+        name: "PostgreSQL: this app's write beyond it (the history's INSERT and prune, the advisory lock, \
+               the verdict; parsed and planned on each call)",
+        from: "pgbench − FastAPI's PostgreSQL",
+        value: |cpu| Some(cpu.pgbench? - cpu.fastapi.1?),
+    },
+    PutPart {
+        name: "PostgreSQL: Spin's client beyond pgbench (the pool's clean-up batch; parse, bind and execute in \
+               round trips of their own)",
+        from: "Spin floor's PostgreSQL − pgbench",
+        value: |cpu| Some(cpu.floor.1? - cpu.pgbench?),
+    },
+    PutPart {
+        name: "Spin: a request that sends the write and nothing else (accept, instantiate, route, pool \
+               checkout, query, answer)",
+        from: "Spin floor's Spin",
+        value: |cpu| cpu.floor.0,
+    },
+    PutPart {
+        name: "the app's own work (its variables, the body and the catalog's checks, the JSON answer, the \
+               request id)",
+        from: "no cache or request log − Spin floor",
+        value: |cpu| Some(cpu.bare? - cpu.floor_total()?),
+    },
+    PutPart {
+        name: "the request's log line",
+        from: "cache off − no cache or request log",
+        value: |cpu| Some(cpu.uncached? - cpu.bare?),
+    },
+    PutPart {
+        name: "the cache's upkeep (the key-value store's open and the token's reads)",
+        from: "deployed − cache off",
+        value: |cpu| Some(cpu.deployed? - cpu.uncached?),
+    },
+    PutPart { name: "**app, deployed: in all**", from: "deployed", value: |cpu| cpu.deployed },
+    PutPart { name: "FastAPI's uvicorn (Python)", from: "FastAPI's server", value: |cpu| cpu.fastapi.0 },
+    PutPart { name: "**FastAPI: in all**", from: "FastAPI", value: |cpu| Some(cpu.fastapi.0? + cpu.fastapi.1?) },
+];
 
 /// The req/s of `measured` against `reference`'s, at least `goal` times it. wrk's req/s counts
 /// every answer, a 503 as much as a 200: a cell where either side had an error meets no goal.
@@ -892,6 +1045,67 @@ mod tests {
         assert!(
             markdown.contains("| spin 3.6.3 | SQLite | PUT item | 16 | – | 1020 | – | – | – | – | – |"),
             "{markdown}"
+        );
+    }
+
+    /// The parts of a PUT are differences of one run's figures, from FastAPI's write to the
+    /// deployed app, and those above its total add up to it.
+    #[test]
+    fn a_puts_parts_add_up_to_the_deployed_apps_cpu() {
+        let spent = |rate: f64, server: f64, database: f64| Measured {
+            server_cpu_us: Some(server),
+            database_cpu_us: Some(database),
+            ..measured(rate, 20.0, 0)
+        };
+        let mut report = with_fastapi(vec![16]);
+        report.tables.push(Table {
+            spin: "spin 3.6.3".into(),
+            backend: Backend::Postgres,
+            servers: Server::ALL.to_vec(),
+            rows: vec![Row {
+                route: "PUT item".into(),
+                connections: 16,
+                cells: vec![
+                    (Server::FastApi, spent(2000.0, 500.0, 150.0)),
+                    (Server::Deployed, spent(1100.0, 1000.0, 650.0)),
+                    (Server::Uncached, spent(1200.0, 850.0, 640.0)),
+                    (Server::Bare, spent(1300.0, 760.0, 630.0)),
+                    (Server::Floor, spent(1500.0, 550.0, 600.0)),
+                ],
+            }],
+            equal_load: Vec::new(),
+        });
+        report.pgbench.push(("PUT item", 16, Measured { database_cpu_us: Some(450.0), ..measured(2600.0, 6.0, 0) }));
+        let markdown = report.render();
+        let table = markdown.split("## Where a PUT's CPU goes (PostgreSQL)").nth(1).expect("the section");
+        let value = |part: &str| -> f64 {
+            let line = table.lines().find(|line| line.starts_with(&format!("| {part}"))).expect(part);
+            line.rsplit('|').nth(1).expect("a cell").trim().parse().expect("a number")
+        };
+        assert_eq!(value("PostgreSQL: FastAPI's write"), 150.0);
+        assert_eq!(value("PostgreSQL: this app's write beyond it"), 300.0);
+        assert_eq!(value("PostgreSQL: Spin's client beyond pgbench"), 150.0);
+        assert_eq!(value("Spin: a request that sends the write"), 550.0);
+        assert_eq!(value("the app's own work"), 240.0);
+        assert_eq!(value("the request's log line"), 100.0);
+        assert_eq!(value("the cache's upkeep"), 160.0);
+        let parts = [
+            "PostgreSQL: FastAPI's write",
+            "PostgreSQL: this app's",
+            "PostgreSQL: Spin's",
+            "Spin: a request",
+            "the app's own work",
+            "the request's log line",
+            "the cache's upkeep",
+        ];
+        assert_eq!(parts.iter().map(|part| value(part)).sum::<f64>(), value("**app, deployed: in all**"));
+        assert_eq!(value("**app, deployed: in all**"), 1650.0);
+        assert_eq!(value("FastAPI's uvicorn"), 500.0);
+        assert_eq!(value("**FastAPI: in all**"), 650.0);
+        assert!(table.contains("| spin 3.6.3, 16 conns |"), "{table}");
+        assert!(
+            table.contains("| req/s against FastAPI's: app, deployed / Spin floor | the tables above | 0.55 / 0.75 |"),
+            "{table}"
         );
     }
 
