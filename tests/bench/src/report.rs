@@ -840,21 +840,15 @@ mod tests {
             ..Default::default()
         };
         let mut report = with_fastapi(vec![16]);
-        report.tables.push(Table {
-            spin: "spin 3.6.3".into(),
-            backend: Backend::Sqlite,
-            servers: vec![Server::FastApi, Server::Deployed, Server::Newcomer],
-            rows: vec![Row {
-                route: "PUT item".into(),
-                connections: 16,
-                cells: vec![
-                    (Server::FastApi, measured(800.0)),
-                    (Server::Deployed, measured(30.0)),
-                    (Server::Newcomer, measured(45.0)),
-                ],
-            }],
-            equal_load: Vec::new(),
-        });
+        report.tables.push(one_cell(
+            Backend::Sqlite,
+            "PUT item",
+            vec![
+                (Server::FastApi, measured(800.0)),
+                (Server::Deployed, measured(30.0)),
+                (Server::Newcomer, measured(45.0)),
+            ],
+        ));
         let markdown = report.render();
         assert!(markdown.contains("| 1.00 | met (45 ms, 0) |"), "{markdown}");
     }
@@ -899,22 +893,16 @@ mod tests {
     #[test]
     fn the_sqlite_put_goal_leaves_out_what_no_user_runs() {
         let mut report = with_fastapi(vec![16]);
-        report.tables.push(Table {
-            spin: "spin 3.6.3".into(),
-            backend: Backend::Sqlite,
-            servers: vec![Server::Deployed, Server::Newcomer, Server::Bare, Server::Floor],
-            rows: vec![Row {
-                route: "PUT item".into(),
-                connections: 16,
-                cells: vec![
-                    (Server::Deployed, measured(800.0, 45.0, 0)),
-                    (Server::Newcomer, measured(790.0, 48.0, 0)),
-                    (Server::Bare, measured(900.0, 70.0, 0)),
-                    (Server::Floor, measured(1000.0, 40.0, 0)),
-                ],
-            }],
-            equal_load: Vec::new(),
-        });
+        report.tables.push(one_cell(
+            Backend::Sqlite,
+            "PUT item",
+            vec![
+                (Server::Deployed, measured(800.0, 45.0, 0)),
+                (Server::Newcomer, measured(790.0, 48.0, 0)),
+                (Server::Bare, measured(900.0, 70.0, 0)),
+                (Server::Floor, measured(1000.0, 40.0, 0)),
+            ],
+        ));
         let markdown = report.render();
         assert!(
             markdown
@@ -940,6 +928,17 @@ mod tests {
             equal_load: Vec::new(),
         });
         report.render()
+    }
+
+    /// Spin 3.6.3 on `backend`, with one row: `route` at 16 connections on the servers of `cells`.
+    fn one_cell(backend: Backend, route: &str, cells: Vec<(Server, Measured)>) -> Table {
+        Table {
+            spin: "spin 3.6.3".into(),
+            backend,
+            servers: cells.iter().map(|(server, _)| *server).collect(),
+            rows: vec![Row { route: route.into(), connections: 16, cells }],
+            equal_load: Vec::new(),
+        }
     }
 
     /// An empty report of a run with FastAPI, at `connections`.
@@ -1006,21 +1005,15 @@ mod tests {
         };
         let mut report = with_fastapi(vec![16]);
         for backend in [Backend::Postgres, Backend::Sqlite] {
-            report.tables.push(Table {
-                spin: "spin 3.6.3".into(),
+            report.tables.push(one_cell(
                 backend,
-                servers: vec![Server::FastApi, Server::Deployed, Server::Floor],
-                rows: vec![Row {
-                    route: "PUT item".into(),
-                    connections: 16,
-                    cells: vec![
-                        (Server::FastApi, spent(600.4, 400.0)),
-                        (Server::Deployed, spent(1020.0, 700.6)),
-                        (Server::Floor, Measured { server_cpu_us: None, ..spent(0.0, 0.0) }),
-                    ],
-                }],
-                equal_load: Vec::new(),
-            });
+                "PUT item",
+                vec![
+                    (Server::FastApi, spent(600.4, 400.0)),
+                    (Server::Deployed, spent(1020.0, 700.6)),
+                    (Server::Floor, Measured { server_cpu_us: None, ..spent(0.0, 0.0) }),
+                ],
+            ));
         }
         report.pgbench.push(("PUT item", 16, Measured { database_cpu_us: Some(412.4), ..measured(3000.0, 9.0, 0) }));
         let markdown = report.render();
@@ -1046,23 +1039,15 @@ mod tests {
             ..measured(rate, 20.0, 0)
         };
         let mut report = with_fastapi(vec![16]);
-        report.tables.push(Table {
-            spin: "spin 3.6.3".into(),
-            backend: Backend::Postgres,
-            servers: Server::ALL.to_vec(),
-            rows: vec![Row {
-                route: "PUT item".into(),
-                connections: 16,
-                cells: vec![
-                    (Server::FastApi, spent(2000.0, 500.0, 150.0)),
-                    (Server::Deployed, spent(1100.0, 1000.0, 650.0)),
-                    (Server::Uncached, spent(1200.0, 850.0, 640.0)),
-                    (Server::Bare, spent(1300.0, 760.0, 630.0)),
-                    (Server::Floor, spent(1500.0, 550.0, 600.0)),
-                ],
-            }],
-            equal_load: Vec::new(),
-        });
+        report.tables.push(one_cell(
+            Backend::Postgres,
+            "PUT item",
+            vec![
+                (Server::FastApi, spent(2000.0, 500.0, 150.0)),
+                (Server::Deployed, spent(1100.0, 1000.0, 650.0)),
+                (Server::Floor, spent(1500.0, 550.0, 600.0)),
+            ],
+        ));
         report.pgbench.push(("PUT item", 16, Measured { database_cpu_us: Some(450.0), ..measured(2600.0, 6.0, 0) }));
         let markdown = report.render();
         let table = markdown.split("## Where a PUT's CPU goes (PostgreSQL)").nth(1).expect("the section");
