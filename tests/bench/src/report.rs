@@ -456,8 +456,8 @@ impl Report {
                     .pgbench
                     .iter()
                     .find(|(route, clients, _)| *route == put.name && *clients == row.connections)
-                    .map(|(_, _, measured)| measured);
-                (format!("{}, {} conns", table.spin, row.connections), PutCpu::of(row, pgbench))
+                    .and_then(|(_, _, measured)| measured.database_cpu_us);
+                (format!("{}, {} conns", table.spin, row.connections), PutCpu { row, pgbench })
             })
             .collect();
         if columns.is_empty() {
@@ -483,10 +483,7 @@ impl Report {
             let _ = writeln!(out, "| {} | {} | {} |", part.name, part.from, cells.collect::<Vec<_>>().join(" | "));
         }
         let rates = columns.iter().map(|(_, cpu)| {
-            let ratio = |of: Option<f64>, to: Option<f64>| {
-                of.zip(to).map_or("–".to_owned(), |(of, to)| format!("{:.2}", of / to))
-            };
-            format!("{} / {}", ratio(cpu.rates.deployed, cpu.rates.fastapi), ratio(cpu.rates.floor, cpu.rates.fastapi))
+            format!("{} / {}", cpu.rate_to_fastapi(Server::Deployed), cpu.rate_to_fastapi(Server::Floor))
         });
         let _ = writeln!(
             out,
@@ -648,45 +645,29 @@ impl Report {
     }
 }
 
-/// One PUT cell's CPU per request, server's and PostgreSQL's, for its parts.
-struct PutCpu {
-    fastapi: (Option<f64>, Option<f64>),
-    /// PostgreSQL's per transaction under pgbench, the write as the app's store sends it.
+/// One PUT cell, with pgbench's PostgreSQL CPU per transaction for the same write and clients.
+struct PutCpu<'a> {
+    row: &'a Row,
     pgbench: Option<f64>,
-    floor: (Option<f64>, Option<f64>),
-    deployed: Option<f64>,
-    rates: PutRates,
 }
 
-struct PutRates {
-    fastapi: Option<f64>,
-    floor: Option<f64>,
-    deployed: Option<f64>,
-}
-
-impl PutCpu {
-    fn of(row: &Row, pgbench: Option<&Measured>) -> Self {
-        let split = |server| row.get(server).map_or((None, None), |m: &Measured| (m.server_cpu_us, m.database_cpu_us));
-        let total = |server| match split(server) {
-            (Some(spin), Some(database)) => Some(spin + database),
-            _ => None,
-        };
-        let rate = |server| row.get(server).map(|m: &Measured| m.figures.requests_per_second);
-        Self {
-            fastapi: split(Server::FastApi),
-            pgbench: pgbench.and_then(|measured| measured.database_cpu_us),
-            floor: split(Server::Floor),
-            deployed: total(Server::Deployed),
-            rates: PutRates {
-                fastapi: rate(Server::FastApi),
-                floor: rate(Server::Floor),
-                deployed: rate(Server::Deployed),
-            },
-        }
+impl PutCpu<'_> {
+    fn server(&self, server: Server) -> Option<f64> {
+        self.row.get(server)?.server_cpu_us
     }
 
-    fn floor_total(&self) -> Option<f64> {
-        Some(self.floor.0? + self.floor.1?)
+    fn database(&self, server: Server) -> Option<f64> {
+        self.row.get(server)?.database_cpu_us
+    }
+
+    fn total(&self, server: Server) -> Option<f64> {
+        Some(self.server(server)? + self.database(server)?)
+    }
+
+    /// `server`'s req/s against FastAPI's.
+    fn rate_to_fastapi(&self, server: Server) -> String {
+        let rate = |server| self.row.get(server).map(|m: &Measured| m.figures.requests_per_second);
+        rate(server).zip(rate(Server::FastApi)).map_or("–".to_owned(), |(of, to)| format!("{:.2}", of / to))
     }
 }
 
@@ -694,7 +675,7 @@ impl PutCpu {
 struct PutPart {
     name: &'static str,
     from: &'static str,
-    value: fn(&PutCpu) -> Option<f64>,
+    value: fn(&PutCpu<'_>) -> Option<f64>,
 }
 
 /// The parts, in order: those above the deployed app's total add up to it.
@@ -702,35 +683,35 @@ const PUT_PARTS: [PutPart; 8] = [
     PutPart {
         name: "PostgreSQL: FastAPI's write (a bare `UPDATE`, prepared once per connection by asyncpg)",
         from: "FastAPI's PostgreSQL",
-        value: |cpu| cpu.fastapi.1,
+        value: |cpu| cpu.database(Server::FastApi),
     },
     PutPart {
         name: "PostgreSQL: this app's write beyond it (the history's INSERT and prune, the advisory lock, \
                the verdict; parsed and planned on each call)",
         from: "pgbench − FastAPI's PostgreSQL",
-        value: |cpu| Some(cpu.pgbench? - cpu.fastapi.1?),
+        value: |cpu| Some(cpu.pgbench? - cpu.database(Server::FastApi)?),
     },
     PutPart {
         name: "PostgreSQL: Spin's client beyond pgbench (the pool's clean-up batch; parse, bind and execute in \
                round trips of their own)",
         from: "Spin floor's PostgreSQL − pgbench",
-        value: |cpu| Some(cpu.floor.1? - cpu.pgbench?),
+        value: |cpu| Some(cpu.database(Server::Floor)? - cpu.pgbench?),
     },
     PutPart {
         name: "Spin: a request that sends the write and nothing else (accept, instantiate, route, pool \
                checkout, query, answer)",
         from: "Spin floor's Spin",
-        value: |cpu| cpu.floor.0,
+        value: |cpu| cpu.server(Server::Floor),
     },
     PutPart {
         name: "the app beyond the floor: its own work (variables, the body and the catalog's checks, the JSON \
                answer), its log line and its cache's upkeep",
         from: "deployed − Spin floor",
-        value: |cpu| Some(cpu.deployed? - cpu.floor_total()?),
+        value: |cpu| Some(cpu.total(Server::Deployed)? - cpu.total(Server::Floor)?),
     },
-    PutPart { name: "**app, deployed: in all**", from: "deployed", value: |cpu| cpu.deployed },
-    PutPart { name: "FastAPI's uvicorn (Python)", from: "FastAPI's server", value: |cpu| cpu.fastapi.0 },
-    PutPart { name: "**FastAPI: in all**", from: "FastAPI", value: |cpu| Some(cpu.fastapi.0? + cpu.fastapi.1?) },
+    PutPart { name: "**app, deployed: in all**", from: "deployed", value: |cpu| cpu.total(Server::Deployed) },
+    PutPart { name: "FastAPI's uvicorn (Python)", from: "FastAPI's server", value: |cpu| cpu.server(Server::FastApi) },
+    PutPart { name: "**FastAPI: in all**", from: "FastAPI", value: |cpu| cpu.total(Server::FastApi) },
 ];
 
 /// The req/s of `measured` against `reference`'s, at least `goal` times it. wrk's req/s counts
