@@ -306,9 +306,7 @@ impl Report {
         for row in &table.rows {
             let cells: Vec<Option<&Measured>> = table.servers.iter().map(|server| row.get(*server)).collect();
             let rates = table.servers.iter().zip(&cells).map(|(server, measured)| {
-                measured.map_or(if *server == Server::FastApi { skipped } else { "–" }.to_owned(), |m| {
-                    format!("{:.0} ({})", m.figures.requests_per_second, optional_ms(m.figures.p99_ms))
-                })
+                measured.map_or(if *server == Server::FastApi { skipped } else { "–" }.to_owned(), rate_and_p99)
             });
             let each = |value: fn(&Measured) -> String| {
                 cells.iter().map(|m| m.map_or("–".to_owned(), value)).collect::<Vec<_>>().join(" / ")
@@ -449,11 +447,8 @@ impl Report {
         for table in tables {
             for row in table.rows.iter().filter(|row| table.put_rounds.iter().any(|round| round.route == row.route)) {
                 for (round, cells) in table.rounds(row).into_iter().enumerate() {
-                    let figures = crate::ROUND_SERVERS.map(|server| {
-                        cells.get(server).map_or("–".to_owned(), |m| {
-                            format!("{:.0} ({})", m.figures.requests_per_second, optional_ms(m.figures.p99_ms))
-                        })
-                    });
+                    let figures =
+                        crate::ROUND_SERVERS.map(|server| cells.get(server).map_or("–".to_owned(), rate_and_p99));
                     let ratio = |server| to_floor(&[cells], server).map_or("–".to_owned(), |ratios| ratios.shown());
                     let _ = writeln!(
                         out,
@@ -859,6 +854,11 @@ fn verdict(ratio: f64, goal: f64, higher_is_better: bool) -> String {
     } else {
         format!("**gap: {ratio:.2}** (goal {}{goal})", if higher_is_better { "≥ " } else { "≤ " })
     }
+}
+
+/// A cell of the tables of figures: requests/s, and the p99 in brackets.
+fn rate_and_p99(measured: &Measured) -> String {
+    format!("{:.0} ({})", measured.figures.requests_per_second, optional_ms(measured.figures.p99_ms))
 }
 
 fn optional_ms(value: Option<f64>) -> String {
