@@ -838,12 +838,11 @@ impl Ratios {
 /// The req/s of `measured` against `reference`'s, at least `goal` times it. wrk's req/s counts
 /// every answer, a 503 as much as a 200: a cell where either side had an error meets no goal.
 fn rate_verdict(measured: &Measured, reference: &Measured, goal: f64) -> String {
-    let ratio = measured.figures.requests_per_second / reference.figures.requests_per_second;
-    let errors = measured.figures.errors() + reference.figures.errors();
-    if errors > 0 {
-        return format!("**{ratio:.2}, {errors} errors** (goal ≥ {goal}, no error)");
+    Ratios {
+        each: vec![measured.figures.requests_per_second / reference.figures.requests_per_second],
+        errors: measured.figures.errors() + reference.figures.errors(),
     }
-    verdict(ratio, goal, true)
+    .verdict(goal)
 }
 
 /// `met (ratio)` when `ratio` reaches `goal` (at least it, or at most it), else the gap in bold.
