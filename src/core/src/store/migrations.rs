@@ -664,6 +664,21 @@ mod tests {
             "2589ced37b8829cae5e3e55c95e0272e12eb321aea07959fe7ab04aaddf200aa",
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         ),
+        (
+            4,
+            "0f47799417dd8038742daa655c7dc832d210bead5e2579f8e10cfc2c32c96105",
+            "1b8dc7ff1e4957ae315157010a4e51d7e2612b84a24096374544c4f6129fca45",
+        ),
+        (
+            5,
+            "1dae35e556e8dc17854133371eec8b7f4c3564bca6f0dcafe113df1f7c713f67",
+            "4623c9c37d92d6db08c9bf0891f2c733818028f11b6b9518c6f6329f6b9d3b32",
+        ),
+        (
+            6,
+            "12cee4e8bded8b22c70056f47c6c35b16604523d33ff5b0dd49c773257077e66",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
     ];
 
     fn digest(migration: &Migration, dialect: Dialect) -> String {
