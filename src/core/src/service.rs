@@ -8,7 +8,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::catalog;
-use crate::config::{Config, Misconfigured, Storage};
+use crate::config::{Config, Misconfigured};
 use crate::domain::history::VersionState;
 use crate::domain::{
     Action, Actor, HistoryEntry, Integration, IntegrationId, IntegrationUpdate, Settings, Timestamp, Unreadable,
@@ -145,12 +145,7 @@ impl<'a> Service<'a> {
             match host.key_value() {
                 Ok(kv) => {
                     let serve_reads = cache == CacheUse::ReadsAndWrites;
-                    let cached = CachedStore::new(database, kv, ttl_ms, serve_reads, on_cache_trouble);
-                    // By the time a write asks, opening the database has read these variables.
-                    Box::new(cached.single_node_when(move || match config.storage() {
-                        Ok(Storage::Sqlite) => true,
-                        Ok(Storage::Postgres { .. }) | Err(_) => false,
-                    }))
+                    Box::new(CachedStore::new(database, kv, ttl_ms, serve_reads, on_cache_trouble))
                 }
                 Err(reason) => {
                     on_cache_trouble(&reason);

@@ -19,13 +19,12 @@
 //!   PUTs) then reads one key per write and writes none. That matters with Spin's default store
 //!   (no runtime config): a SQLite file that flushes every write to disk under a lock which every
 //!   cache read also takes, where replacing the token on every write halved PUT throughput.
-//! - **Release 0.2.0 beside this one** (a rolling upgrade on a shared store): 0.2.0 reads and
-//!   replaces the same token on every write, so its writes make this release's entries unusable;
-//!   but its readers fill entries under any token, idle or not. So while a 0.2.0 entry
-//!   (`integrations/list`, `integrations/item/{id}`) was filled lately ([`PREVIOUS_RELEASE_ACTIVE_MS`]
-//!   plus the TTL), a write on PostgreSQL replaces the token whatever it is (SQLite is one node:
-//!   see [`CachedStore::alone`]). Contract this in 0.4.0: its previous release is this one, whose
-//!   readers make the token used before they fill.
+//! - **The previous release beside this one** (a rolling upgrade on a shared store): release
+//!   0.3.0 keeps the same token by the same rules and its entries in the same format, so a write
+//!   through either makes both releases' entries unusable. (0.3.0 also replaced the token on a
+//!   PostgreSQL write while its own previous release, 0.2.0, whose readers fill under idle tokens
+//!   too, had filled an entry lately: two more key-value reads per write, contracted in 0.4.0. A
+//!   fleet of 0.2.0 upgrades through 0.3.0.)
 //! - **Staleness is bounded**: an entry is used for at most `cache_ttl_ms`. Where the key-value
 //!   store is shared by every replica (Redis, Valkey, Azure Cosmos DB, AWS DynamoDB in
 //!   `runtime-config.toml`), every replica sees every write's generation at once, so the bound
@@ -53,8 +52,7 @@ use crate::domain::{IntegrationId, Timestamp};
 
 /// The generation token: entries filled under another are not used. Every release reads and
 /// replaces this same key, so that a write through any release's replica makes every release's
-/// entries unusable during a rolling update. Release 0.2.0 writes random hex tokens and never
-/// reads their shape; this one tells an idle token by [`IDLE`].
+/// entries unusable during a rolling update. An idle token is told by [`IDLE`].
 const GENERATION: &str = "integrations/generation";
 /// The prefix of a token no entry was filled under yet.
 const IDLE: &str = "idle-";
@@ -63,10 +61,6 @@ const IDLE: &str = "idle-";
 /// entries, whatever either changed. Format 1 is release 0.2.0's (`integrations/list`,
 /// `integrations/item/{id}`). Change it with the entries' bytes: a unit test pins them.
 const ENTRY_FORMAT: u32 = 2;
-/// How long after release 0.2.0 filled one of its entries (beyond the TTL) a write still assumes
-/// a 0.2.0 replica may be filling another under an idle token, and replaces it: a replica of it
-/// that serves the bot runtime refills its entry of an integration every `cache_ttl_ms`.
-pub const PREVIOUS_RELEASE_ACTIVE_MS: i64 = 10 * 60 * 1000;
 
 fn list_key() -> String {
     format!("integrations/cache-format-{ENTRY_FORMAT}/list")
@@ -74,11 +68,6 @@ fn list_key() -> String {
 
 fn item_key(id: &str) -> String {
     format!("integrations/cache-format-{ENTRY_FORMAT}/item/{id}")
-}
-
-/// Release 0.2.0's keys for the entries a write of `id` changes (format 1).
-fn previous_release_keys(id: &str) -> [String; 2] {
-    ["integrations/list".to_owned(), format!("integrations/item/{id}")]
 }
 
 /// The key-value operations the cache needs: Spin's store on the host, a map in tests.
@@ -118,9 +107,6 @@ pub struct CachedStore<'a> {
     serve_reads: bool,
     /// Called with a short reason when the key-value store fails (the cache then steps aside).
     on_trouble: Box<dyn Fn(&str) + 'a>,
-    /// Whether this store is one node's, which no replica of release 0.2.0 can share
-    /// ([`PREVIOUS_RELEASE_ACTIVE_MS`]); asked only by a write that finds the token idle.
-    single_node: Box<dyn Fn() -> bool + 'a>,
 }
 
 impl<'a> CachedStore<'a> {
@@ -131,15 +117,7 @@ impl<'a> CachedStore<'a> {
         serve_reads: bool,
         on_trouble: Box<dyn Fn(&str) + 'a>,
     ) -> Self {
-        Self { inner, kv, ttl_ms: i64::from(ttl_ms), serve_reads, on_trouble, single_node: Box::new(|| false) }
-    }
-
-    /// `single_node` says whether the store is one node's: on SQLite (a fleet runs on
-    /// PostgreSQL). Its writes then skip looking for 0.2.0's entries: two key-value reads per
-    /// write that one node does not need. Asked lazily, so that a cached read, which never needs
-    /// it, reads no variable for it.
-    pub fn single_node_when(self, single_node: impl Fn() -> bool + 'a) -> Self {
-        Self { single_node: Box::new(single_node), ..self }
+        Self { inner, kv, ttl_ms: i64::from(ttl_ms), serve_reads, on_trouble }
     }
 
     fn read<T: Serialize + DeserializeOwned>(
@@ -199,26 +177,25 @@ impl<'a> CachedStore<'a> {
         Ok(self.kv.get(GENERATION)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
-    /// Makes every entry filled so far unusable, after a write of integration `id`. Runs after the
-    /// database committed and before the response is sent.
-    fn invalidate(&self, id: &str) {
-        if self.must_replace(id) {
+    /// Makes every entry filled so far unusable, after a write. Runs after the database committed
+    /// and before the response is sent.
+    fn invalidate(&self) {
+        if self.must_replace() {
             self.replace();
         }
     }
 
-    /// Whether an entry may be in use, or being filled, under the current token: it is used (or
-    /// the store failed to say), or release 0.2.0 is about.
-    fn must_replace(&self, id: &str) -> bool {
-        let idle = match self.generation() {
-            Ok(Some(token)) => is_idle(&token),
-            Ok(None) => true,
+    /// Whether an entry may be in use, or being filled, under the current token: it is used, or
+    /// the store failed to say.
+    fn must_replace(&self) -> bool {
+        match self.generation() {
+            Ok(Some(token)) => !is_idle(&token),
+            Ok(None) => false,
             Err(reason) => {
                 (self.on_trouble)(&reason);
-                false
+                true
             }
-        };
-        !idle || (!(self.single_node)() && self.previous_release_active(id))
+        }
     }
 
     /// Replaces the token by an idle one.
@@ -226,25 +203,6 @@ impl<'a> CachedStore<'a> {
         if let Err(reason) = self.kv.set(GENERATION, new_token(IDLE).as_bytes()) {
             (self.on_trouble)(&reason);
         }
-    }
-
-    /// Whether release 0.2.0 filled an entry a write of `id` changes lately (see
-    /// [`PREVIOUS_RELEASE_ACTIVE_MS`]). Its entries are read for the time they were filled only.
-    fn previous_release_active(&self, id: &str) -> bool {
-        #[derive(Deserialize)]
-        struct Filled {
-            filled_ms: i64,
-        }
-        let now = Timestamp::now().0 / 1000;
-        previous_release_keys(id).iter().any(|key| match self.kv.get(key) {
-            Ok(bytes) => bytes
-                .and_then(|bytes| serde_json::from_slice::<Filled>(&bytes).ok())
-                .is_some_and(|entry| now - entry.filled_ms < self.ttl_ms + PREVIOUS_RELEASE_ACTIVE_MS),
-            Err(reason) => {
-                (self.on_trouble)(&reason);
-                true
-            }
-        })
     }
 }
 
@@ -307,12 +265,12 @@ impl Store for CachedStore<'_> {
         let outcome = self.inner.write(write);
         self.inner.close();
         match &outcome {
-            Ok(WriteOutcome::Written(_)) => self.invalidate(write.id.as_str()),
+            Ok(WriteOutcome::Written(_)) => self.invalidate(),
             // The database may have committed the write and then failed to say so (the connection
             // cut after the commit, a written row that did not decode): the client is told the
             // write failed, but it may be there, and an entry from before it must not hide it.
             // Only failed writes pay this.
-            Err(StoreError::Unavailable(_) | StoreError::Unexpected(_)) => self.invalidate(write.id.as_str()),
+            Err(StoreError::Unavailable(_) | StoreError::Unexpected(_)) => self.invalidate(),
             Ok(WriteOutcome::NotFound | WriteOutcome::PreconditionFailed | WriteOutcome::UndeclaredSettings(_))
             | Err(StoreError::Misconfigured(_)) => {}
         }
@@ -335,7 +293,7 @@ impl Store for CachedStore<'_> {
         // Entries hold the old ciphertext, which may stop opening once its key leaves the ring.
         let replaced = self.inner.replace_sealed(item, sealed)?;
         if replaced {
-            self.invalidate(&item.id);
+            self.invalidate();
         }
         Ok(replaced)
     }
@@ -481,7 +439,7 @@ pub mod tests {
                                     db.write(&toggle("chat_widget")).unwrap();
                                 }
                                 if step == check {
-                                    must.set(writer.must_replace("chat_widget"));
+                                    must.set(writer.must_replace());
                                 }
                                 if step == replace && must.get() {
                                     writer.replace();
@@ -638,38 +596,6 @@ pub mod tests {
         assert!(!is_idle(&token()));
         cache.write(&toggle("chat_widget")).unwrap();
         assert!(is_idle(&token()) && token() != idle);
-    }
-
-    #[test]
-    fn while_release_0_2_0_fills_its_entries_every_write_replaces_the_token() {
-        let (db, kv) = (MemoryStore::seeded(), MemoryKv::default());
-        let cache = cached(&db, &kv, 60_000);
-        cache.write(&toggle("chat_widget")).unwrap();
-        // A 0.2.0 replica fills its entry of the widget under whatever token it finds (an idle
-        // one): this release's write must make that entry unusable too.
-        let generation = kv.get(GENERATION).unwrap().map(|g| String::from_utf8(g).unwrap());
-        let previous = |filled_ms: i64| {
-            serde_json::to_vec(&serde_json::json!({"generation": generation, "filled_ms": filled_ms, "value": null}))
-                .unwrap()
-        };
-        kv.set("integrations/item/chat_widget", &previous(now_ms())).unwrap();
-        cache.write(&toggle("chat_widget")).unwrap();
-        assert_ne!(kv.get(GENERATION).unwrap().map(|g| String::from_utf8(g).unwrap()), generation);
-        // Its list counts for every integration; entries filled long ago do not count.
-        let ago = now_ms() - 60_000 - PREVIOUS_RELEASE_ACTIVE_MS - 1;
-        kv.set("integrations/item/chat_widget", &previous(ago)).unwrap();
-        kv.set("integrations/list", &previous(now_ms())).unwrap();
-        let before = kv.get(GENERATION).unwrap();
-        cache.write(&toggle("facebook")).unwrap();
-        assert_ne!(kv.get(GENERATION).unwrap(), before);
-        kv.set("integrations/list", &previous(ago)).unwrap();
-        let before = kv.get(GENERATION).unwrap();
-        cache.write(&toggle("chat_widget")).unwrap();
-        assert_eq!(kv.get(GENERATION).unwrap(), before, "0.2.0 gone: an idle token stays");
-        // On a store 0.2.0 cannot share (SQLite's), its entries are not looked for.
-        kv.set("integrations/list", &previous(now_ms())).unwrap();
-        cached(&db, &kv, 60_000).single_node_when(|| true).write(&toggle("chat_widget")).unwrap();
-        assert_eq!(kv.get(GENERATION).unwrap(), before);
     }
 
     #[test]
