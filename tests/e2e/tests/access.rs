@@ -1,6 +1,6 @@
 //! Who may do what, and who did it: scoped tokens on every route of the route table, the actor
 //! of each version in the history and in the log line, a token rotation by the README's steps,
-//! bad tokens as a configuration error, and the previous release's writes on this schema.
+//! bad tokens as a configuration error.
 
 use e2e::{Backend, Reply, Service, Spin};
 use integrations_core::api::routes::{Auth, RouteDef, Scope, ROUTES};
@@ -317,77 +317,5 @@ e2e::e2e_tests!(
             assert!(line.contains("\"msg\":\"misconfigured\"") && line.contains("\"level\":\"error\""), "{line}");
             no_line_holds(&service, &[secret]);
         }
-    }
-
-    #[on_each_backend]
-    /// Release 0.2.0 keeps writing during a rolling upgrade: through migration 3's
-    /// `integrations_write` (18 arguments) on PostgreSQL, and its own `INSERT` (no actor) on
-    /// SQLite. On this schema, its authenticated writes are recorded as `admin_token`'s, its
-    /// one token, as the migration recorded those it made before.
-    async fn the_previous_releases_writes_on_this_schema_are_admin_tokens(spin: &Spin, backend: Backend) {
-        let service = Service::start_with(spin, backend, &[("admin_token", LEGACY)]).await;
-        assert_eq!(service.get("/readiness").await.status, 200, "migrated");
-        let authorization = bearer(LEGACY);
-        let read = |id: &'static str| {
-            let service = &service;
-            let authorization = authorization.clone();
-            async move {
-                let headers = [("authorization", authorization.as_str()), ("cache-control", "no-cache")];
-                service.send(Method::GET, &format!("/admin/integrations/{id}"), &headers, None).await.json()
-            }
-        };
-        // As 0.2.0 writes: authenticated (its admin_token was set), then not (it was not).
-        for (authenticated, name) in [(true, "Written by 0.2.0"), (false, "Written by 0.2.0, open")] {
-            match (backend, &service.dsn) {
-                (Backend::Postgres, Some(dsn)) => {
-                    let client = e2e::connect(dsn).await;
-                    let row = client
-                        .query_one(
-                            "SELECT w.verdict FROM integrations_write($1::text, $2::text, NULL::text, NULL::boolean, \
-                             NULL::text, NULL::text, NULL::text, NULL::text, NULL::int8[], '{}'::int8[], false, 'update', \
-                             NULL::int8, 'req-0.2.0', '127.0.0.1:1', $3::boolean, 3::int8, 100::int8) AS w",
-                            &[&"chat_widget", &name, &authenticated],
-                        )
-                        .await
-                        .unwrap();
-                    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("apply"));
-                }
-                _ => {
-                    // 0.2.0's SQLite write: the row, then its history version, naming no actor.
-                    let db = rusqlite::Connection::open(service.state_dir().join("sqlite_db.db")).unwrap();
-                    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-                    let version: i64 = db
-                        .query_row(
-                            "UPDATE integrations SET name = ?2, version = version + 1 WHERE id = ?1 RETURNING version",
-                            rusqlite::params!["chat_widget", name],
-                            |row| row.get(0),
-                        )
-                        .unwrap();
-                    db.execute(
-                        "INSERT INTO integration_history (integration_id, version, recorded_at, action, restored_from, name, \
-                         description, status, settings, settings_key, request_id, client_addr, authenticated) \
-                         SELECT id, version, updated_at, 'update', NULL, name, description, status, settings, settings_key, \
-                         'req-0.2.0', '127.0.0.1:1', ?2 FROM integrations WHERE id = ?1",
-                        rusqlite::params!["chat_widget", authenticated],
-                    )
-                    .unwrap();
-                    assert!(version > 1);
-                }
-            }
-            assert_eq!(read("chat_widget").await["name"], name);
-        }
-        let page = history(&service, "chat_widget", LEGACY).await;
-        assert_eq!(
-            actors(&page)[..2],
-            [(Value::Null, json!(false)), (json!("admin_token"), json!(true))],
-            "{spin} {backend:?}: {page}"
-        );
-        // And this release's own write with the same token.
-        let headers = [("authorization", authorization.as_str()), ("content-type", "application/json")];
-        let put = service
-            .send(Method::PUT, "/admin/integrations/chat_widget", &headers, Some(br#"{"status": true}"#.to_vec()))
-            .await;
-        assert_eq!(put.status, 200);
-        assert_eq!(actors(&history(&service, "chat_widget", LEGACY).await)[0], (json!("admin_token"), json!(true)));
     }
 );

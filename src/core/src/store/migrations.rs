@@ -410,9 +410,9 @@ pub const MIGRATIONS: &[Migration] = &[
     // committed runs migration 3's `integrations_write` as it compiled it, and its history insert,
     // which waited for the migration's lock on the table, names no actor. Version 4's backfill
     // ran before it and its wrapper is not called by it, so the row said no actor (the fleet
-    // test's rolling upgrade met it; src/core/tests/postgres_migrations.rs holds a write there).
-    // This runs in the same transaction as version 4 when a database comes from 0.2.0, so the
-    // insert, going on after the commit, meets the trigger. SQLite's version 4 has one already.
+    // test's rolling upgrade met it; 0.3.0's src/core/tests/postgres_migrations.rs held a write
+    // there). This runs in the same transaction as version 4 when a database comes from 0.2.0, so
+    // the insert, going on after the commit, meets the trigger. SQLite's version 4 has one already.
     Migration {
         version: 6,
         description: "0.2.0's authenticated writes in flight during version 4 recorded as admin_token's",
@@ -435,6 +435,25 @@ pub const MIGRATIONS: &[Migration] = &[
                  EXECUTE FUNCTION integration_history_actor_of_0_2_0()",
             ],
             sqlite: &[],
+        }],
+    },
+    // Contract (0.4.0), of what versions 4 and 6 kept for release 0.2.0 only: its write function
+    // and the triggers that record its authenticated writes as admin_token's. This release's
+    // previous release is 0.3.0, which calls neither (`integrations_write_as`, and on SQLite the
+    // view `integration_writes`), and whose writes always name their actor; a fleet on 0.2.0
+    // upgrades through 0.3.0 (CHANGELOG). What 0.2.0 wrote before keeps the actor the backfill
+    // gave it.
+    Migration {
+        version: 7,
+        description: "release 0.2.0's write function and actor triggers dropped",
+        steps: &[Step::Sql {
+            postgres: &[
+                "DROP TRIGGER IF EXISTS integration_history_actor_of_0_2_0 ON integration_history",
+                "DROP FUNCTION IF EXISTS integration_history_actor_of_0_2_0()",
+                "DROP FUNCTION IF EXISTS integrations_write(text, text, text, boolean, text, text, text, text, \
+                 int8[], int8[], boolean, text, int8, text, text, boolean, int8, int8)",
+            ],
+            sqlite: &["DROP TRIGGER IF EXISTS integration_history_actor_of_0_2_0"],
         }],
     },
 ];
