@@ -264,9 +264,9 @@ impl Service {
         reply
     }
 
-    /// Sends a request without checking the answer against the description (for answers Spin
-    /// itself gives, such as the empty 404 of an unrouted path).
-    pub async fn send_unchecked(
+    /// Sends a request without checking the answer against the description: to fetch the
+    /// description itself.
+    async fn send_unchecked(
         &self,
         method: Method,
         path: &str,

@@ -15,8 +15,8 @@ impl Spec {
         Self { document }
     }
 
-    /// `Ok` when the response is one the spec describes. Paths the spec does not
-    /// describe (Spin's own 404 for an unrouted path) are not checked.
+    /// `Ok` when the response is one the spec describes. Paths the spec does not describe (the
+    /// catch-all's 404, the trailing-slash spelling of a path) are not checked.
     pub fn check(
         &self,
         method: &str,

@@ -131,9 +131,16 @@ e2e::e2e_tests!(
         let method = service.send(Method::DELETE, "/admin/integrations/facebook", &[], None).await;
         assert_eq!(method.header("allow"), Some("GET, HEAD, PUT, OPTIONS"));
         assert_eq!(service.get("/admin/integrations/facebook").await.json(), before);
-        // Spin itself answers a path no route matches.
-        let unrouted = service.send_unchecked(Method::GET, "/admin/integrations/a/b", &[], None).await;
-        assert_eq!((unrouted.status, unrouted.body.len()), (404, 0));
+        // A path no route names reaches spin.toml's catch-all, which answers as FastAPI does
+        // (Spin alone answers an empty 404), whatever the method.
+        for (method, path) in [(Method::GET, "/admin/integrations/a/b"), (Method::GET, "/"), (Method::POST, "/admin")] {
+            let unrouted = service.send(method.clone(), path, &[], None).await;
+            assert_eq!((unrouted.status, unrouted.json()), (404, json!({"detail": "Not Found"})), "{method} {path}");
+            assert_eq!(unrouted.header("content-type"), Some("application/json"));
+            assert!(unrouted.header("x-request-id").is_some());
+        }
+        let head = service.send(Method::HEAD, "/nothing", &[], None).await;
+        assert_eq!((head.status, head.body.len()), (404, 0));
     }
 
     #[on_each_service]

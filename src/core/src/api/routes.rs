@@ -188,6 +188,19 @@ routes! {
         { Get   Public            => docs::page };
 }
 
+/// Where Spin sends a path that no row of the table names (spin.toml's catch-all route), and
+/// the component that answers it: FastAPI's 404, `{"detail": "Not Found"}`, with a request id and
+/// a log line, where Spin alone would answer an empty 404. The component serves the description,
+/// reads no database, and has no route that needs a token.
+pub const ELSEWHERE: Fallback = Fallback { endpoint: Endpoint::OpenApi, spin_route: "/..." };
+
+/// A catch-all route of spin.toml: see [`ELSEWHERE`].
+#[derive(Debug)]
+pub struct Fallback {
+    pub endpoint: Endpoint,
+    pub spin_route: &'static str,
+}
+
 /// The path parameters of a request, as its route names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PathParams<'p> {
@@ -354,12 +367,13 @@ mod tests {
     }
 
     /// spin.toml mounts each route of the table on its component, and nothing else: a route's
-    /// Spin route, and its other spellings but the trailing slash (Spin serves that on the same
-    /// route).
+    /// Spin route, its other spellings but the trailing slash (Spin serves that on the same
+    /// route), and the catch-all.
     #[test]
     fn spin_toml_routes_are_the_tables() {
         let manifest = app_manifest::Manifest::of_the_app();
         let mut expected = std::collections::BTreeMap::new();
+        expected.insert(ELSEWHERE.spin_route, ELSEWHERE.endpoint.component());
         for def in ROUTES {
             let component = def.endpoint.component();
             let spellings = def.also.iter().filter(|path| !path.ends_with('/'));

@@ -566,6 +566,28 @@ fn openapi_and_docs_are_served_from_one_component() {
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }
 
+/// Spin sends every path no route names to [`ELSEWHERE`]'s component: it answers FastAPI's 404
+/// to any method, with a request id, and leaves the body out of a HEAD.
+#[test]
+fn a_path_no_route_names_is_fastapis_404() {
+    let host = TestHost::new().down();
+    let fallback = crate::api::routes::ELSEWHERE.endpoint;
+    for (method, path) in
+        [("GET", "/"), ("GET", "/admin/integrations/a/b"), ("POST", "/nothing"), ("DELETE", "/docs/x")]
+    {
+        let (status, headers, body) = host.call(fallback, http::Request::builder().method(method).uri(path), "");
+        assert_eq!((status, &body), (StatusCode::NOT_FOUND, &json!({"detail": "Not Found"})), "{method} {path}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(headers.contains_key("x-request-id"));
+    }
+    let head = handle_any(
+        fallback,
+        http::Request::builder().method("HEAD").uri("/nothing").body(Body::empty()).unwrap(),
+        &host,
+    );
+    assert_eq!((head.status(), head.body().len()), (StatusCode::NOT_FOUND, 0));
+}
+
 #[test]
 fn a_misconfigured_variable_is_a_500_naming_it_never_database_unavailable() {
     // A keyring that does not parse: every request that needs it says so.
