@@ -15,8 +15,9 @@ impl Spec {
         Self { document }
     }
 
-    /// `Ok` when the response is one the spec describes. Paths the spec does not describe (the
-    /// catch-all's 404, the trailing-slash spelling of a path) are not checked.
+    /// `Ok` when the response is one the spec describes. Of a path the spec does not describe,
+    /// only a 404 is checked: it is the catch-all's, in FastAPI's error shape (`HTTPError`); its
+    /// other answers are those of another spelling of a described path (a trailing slash).
     pub fn check(
         &self,
         method: &str,
@@ -26,7 +27,10 @@ impl Spec {
         body: &[u8],
     ) -> Result<(), String> {
         let Some(template) = self.path_template(path) else {
-            return Ok(());
+            return match status {
+                404 => self.check_undescribed_not_found(method, path, content_type, body),
+                _ => Ok(()),
+            };
         };
         let operation = &self.document["paths"][template.as_str()][method.to_ascii_lowercase()];
         if operation.is_null() {
@@ -69,6 +73,30 @@ impl Spec {
         let instance: Value =
             serde_json::from_slice(body).map_err(|e| format!("{method} {template} {status}: not JSON: {e}"))?;
         self.validate(&media["schema"], &instance).map_err(|e| format!("{method} {template} {status}: {e}"))
+    }
+
+    /// A path no route names answers FastAPI's 404: `HTTPError` as JSON, without a body to a HEAD.
+    fn check_undescribed_not_found(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), String> {
+        if method.eq_ignore_ascii_case("HEAD") {
+            return match body.is_empty() {
+                true => Ok(()),
+                false => Err(format!("HEAD {path} 404: a HEAD answer has no body, got {} bytes", body.len())),
+            };
+        }
+        let media_type = content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim();
+        if media_type != "application/json" {
+            return Err(format!("{method} {path} 404 (no route): content type {media_type:?}, not JSON"));
+        }
+        let instance: Value =
+            serde_json::from_slice(body).map_err(|e| format!("{method} {path} 404 (no route): not JSON: {e}"))?;
+        let schema = json!({"$ref": "#/components/schemas/HTTPError"});
+        self.validate(&schema, &instance).map_err(|e| format!("{method} {path} 404 (no route): {e}"))
     }
 
     /// `Ok` when the response carries every header the description requires of it, and each
@@ -190,6 +218,18 @@ mod tests {
         let wrong = br#"{"error": 1}"#;
         assert!(spec.check("GET", "/admin/integrations/nope", 404, JSON, wrong).is_err());
         assert!(spec.check("GET", "/admin/integrations/nope", 418, JSON, not_found).is_err());
+    }
+
+    #[test]
+    fn a_path_the_description_does_not_name_may_only_be_fastapis_404() {
+        let spec = spec();
+        spec.check("GET", "/admin/integrations/a/b", 404, JSON, br#"{"detail": "Not Found"}"#).unwrap();
+        spec.check("HEAD", "/nothing", 404, JSON, b"").unwrap();
+        // Spin's own answer to a path no route matches: empty, no content type.
+        assert!(spec.check("GET", "/admin/integrations/a/b", 404, None, b"").is_err());
+        assert!(spec.check("GET", "/nothing", 404, JSON, br#"{"error": "Not Found"}"#).is_err());
+        // Another spelling of a described path (the trailing slash) is not checked.
+        spec.check("GET", "/admin/integrations/facebook/", 200, JSON, b"{}").unwrap();
     }
 
     #[test]
