@@ -698,6 +698,11 @@ mod tests {
             "12cee4e8bded8b22c70056f47c6c35b16604523d33ff5b0dd49c773257077e66",
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         ),
+        (
+            7,
+            "cfdc777b99e8cdbcc12e69cb8078d777983fb1bb6df79304839a8ddb8d9c4d53",
+            "0e42e4ec19af6a827c089573e515bb478e249255f00a5ebf2d951c425c9e595b",
+        ),
     ];
 
     fn digest(migration: &Migration, dialect: Dialect) -> String {
