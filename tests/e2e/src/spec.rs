@@ -235,9 +235,10 @@ mod tests {
     #[test]
     fn the_headers_a_response_must_carry_are_checked() {
         let spec = spec();
+        // Every answer forbids sniffing; the pairs are the rest.
         let headers = |pairs: &[(&'static str, &'static str)]| {
             let mut map = HeaderMap::new();
-            for (name, value) in pairs {
+            for (name, value) in pairs.iter().chain(&[("x-content-type-options", "nosniff")]) {
                 map.append(*name, value.parse().unwrap());
             }
             map
@@ -246,6 +247,10 @@ mod tests {
         let good = [("etag", r#""3""#), ("x-request-id", "r-1"), ("cache-control", "no-store")];
         spec.check_headers("GET", item, 200, &headers(&good)).unwrap();
         spec.check_headers("HEAD", item, 200, &headers(&good)).unwrap();
+        let mut sniffable = headers(&good);
+        sniffable.remove("x-content-type-options");
+        assert!(spec.check_headers("GET", item, 200, &sniffable).is_err(), "every answer forbids sniffing");
+        spec.check_headers("GET", "/health", 200, &headers(&[("x-request-id", "r-1")])).unwrap();
         let no_etag = spec.check_headers("GET", item, 200, &headers(&good[1..])).unwrap_err();
         assert!(no_etag.contains("ETag is required"), "{no_etag}");
         let weak = [("etag", r#"W/"3""#), good[1], good[2]];

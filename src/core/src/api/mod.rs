@@ -15,7 +15,7 @@ pub mod routes;
 
 use std::time::Instant;
 
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, X_CONTENT_TYPE_OPTIONS};
 use http::request::Parts;
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -165,6 +165,9 @@ pub fn handle<C: Component>(request: Request, host: &dyn Host) -> Response {
     if let Ok(id) = HeaderValue::from_str(&call.telemetry.request_id) {
         response.headers_mut().insert("x-request-id", id);
     }
+    // Integrations carry credentials as JSON: a browser must never read an answer as anything
+    // but its declared type (OWASP's REST guidance; FastAPI leaves it to a middleware).
+    response.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     call.telemetry.request_done(&call.parts, call.caller.as_deref(), response.status().as_u16(), started.elapsed());
     response
 }

@@ -66,7 +66,34 @@ pub fn document() -> Value {
         schemas["Integration"]["allOf"].as_array_mut().expect("Integration.allOf").push(rule);
     }
     fill_in(&mut document);
+    forbid_sniffing(&mut document);
     document
+}
+
+/// Every answer carries `X-Content-Type-Options: nosniff` ([`super::handle`]): every response of
+/// the description says so, the hand-written ones and those derived above.
+fn forbid_sniffing(document: &mut Value) {
+    const NAME: &str = "X-Content-Type-Options";
+    document["components"]["headers"][NAME] = json!({
+        "description": "Always `nosniff`: a browser reads an answer only as its `Content-Type` says.",
+        "required": true,
+        "schema": { "const": "nosniff" },
+    });
+    let header = json!({ "$ref": format!("#/components/headers/{NAME}") });
+    // A `$ref` response is one of components.responses, which gets the header itself.
+    let mark = |response: &mut Value| {
+        if response.get("$ref").is_none() {
+            response["headers"][NAME] = header.clone();
+        }
+    };
+    for item in document["paths"].as_object_mut().expect("paths").values_mut() {
+        for operation in item.as_object_mut().expect("a path item").values_mut() {
+            if let Some(listed) = operation.get_mut("responses").and_then(Value::as_object_mut) {
+                listed.values_mut().for_each(mark);
+            }
+        }
+    }
+    document["components"]["responses"].as_object_mut().expect("components.responses").values_mut().for_each(mark);
 }
 
 /// The path item of `path`, the `index`th spelling of `def`'s path.

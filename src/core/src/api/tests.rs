@@ -588,6 +588,27 @@ fn a_path_no_route_names_is_fastapis_404() {
     assert_eq!((head.status(), head.body().len()), (StatusCode::NOT_FOUND, 0));
 }
 
+/// Every answer of every component, found or not, allowed or not, forbids content sniffing.
+#[test]
+fn every_answer_forbids_content_sniffing() {
+    for host in [TestHost::new(), TestHost::new().down()] {
+        for endpoint in Endpoint::ALL {
+            let paths = endpoint.routes().map(|def| def.path().replace("{id}", "facebook").replace("{version}", "1"));
+            for path in paths.chain(["/nothing".to_owned()]) {
+                for method in [http::Method::GET, http::Method::HEAD, http::Method::PUT, http::Method::OPTIONS] {
+                    let request = http::Request::builder().method(method.clone()).uri(&path);
+                    let (status, headers, _) = host.call(*endpoint, request, "{}");
+                    assert_eq!(
+                        headers.get("x-content-type-options").map(|v| v.to_str().unwrap()),
+                        Some("nosniff"),
+                        "{endpoint:?} {method} {path}: {status}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_misconfigured_variable_is_a_500_naming_it_never_database_unavailable() {
     // A keyring that does not parse: every request that needs it says so.
