@@ -7,6 +7,7 @@
 //!   `security` (the scope it needs) and its 401 and 403, its `HEAD` twin (`GET` without the
 //!   body), its `OPTIONS` (a CORS preflight or the methods served), the path parameters;
 //! - each integration's settings schema, and which integration takes which ([`CATALOG`]);
+//! - the `X-Content-Type-Options` header every answer carries ([`super::handle`]);
 //! - the version (Cargo's).
 
 use serde_json::{json, Map, Value};
