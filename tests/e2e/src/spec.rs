@@ -27,8 +27,13 @@ impl Spec {
         body: &[u8],
     ) -> Result<(), String> {
         let Some(template) = self.path_template(path) else {
+            // The catch-all's 404 is FastAPI's, as JSON.
+            let not_found =
+                json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}});
             return match status {
-                404 => self.check_undescribed_not_found(method, path, content_type, body),
+                404 => {
+                    self.check_body(&format!("{method} {path} 404 (no route)"), method, &not_found, content_type, body)
+                }
                 _ => Ok(()),
             };
         };
@@ -48,55 +53,38 @@ impl Spec {
             .map(|key| &responses[key.as_str()])
             .find(|response| !response.is_null())
             .ok_or_else(|| format!("{method} {template}: status {status} is not documented"))?;
-        let response = self.resolve(response);
-        if method.eq_ignore_ascii_case("HEAD") {
-            return if body.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("HEAD {template} {status}: a HEAD answer has no body, got {} bytes", body.len()))
-            };
-        }
-        let Some(content) = response.get("content") else {
-            return if body.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{method} {template} {status}: body not documented"))
-            };
-        };
-        let media_type = content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim();
-        let Some(media) = content.get(media_type) else {
-            return Err(format!("{method} {template} {status}: content type {media_type:?} not documented"));
-        };
-        if media_type != "application/json" {
-            return Ok(());
-        }
-        let instance: Value =
-            serde_json::from_slice(body).map_err(|e| format!("{method} {template} {status}: not JSON: {e}"))?;
-        self.validate(&media["schema"], &instance).map_err(|e| format!("{method} {template} {status}: {e}"))
+        self.check_body(&format!("{method} {template} {status}"), method, self.resolve(response), content_type, body)
     }
 
-    /// A path no route names answers FastAPI's 404: `HTTPError` as JSON, without a body to a HEAD.
-    fn check_undescribed_not_found(
+    /// `Ok` when `body` is one `response` (a response object) describes: none to a HEAD, else of a
+    /// documented content type, and a JSON body of its schema. `what` names the answer in errors.
+    fn check_body(
         &self,
+        what: &str,
         method: &str,
-        path: &str,
+        response: &Value,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<(), String> {
         if method.eq_ignore_ascii_case("HEAD") {
-            return match body.is_empty() {
-                true => Ok(()),
-                false => Err(format!("HEAD {path} 404: a HEAD answer has no body, got {} bytes", body.len())),
+            return if body.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{what}: a HEAD answer has no body, got {} bytes", body.len()))
             };
         }
+        let Some(content) = response.get("content") else {
+            return if body.is_empty() { Ok(()) } else { Err(format!("{what}: body not documented")) };
+        };
         let media_type = content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim();
+        let Some(media) = content.get(media_type) else {
+            return Err(format!("{what}: content type {media_type:?} not documented"));
+        };
         if media_type != "application/json" {
-            return Err(format!("{method} {path} 404 (no route): content type {media_type:?}, not JSON"));
+            return Ok(());
         }
-        let instance: Value =
-            serde_json::from_slice(body).map_err(|e| format!("{method} {path} 404 (no route): not JSON: {e}"))?;
-        let schema = json!({"$ref": "#/components/schemas/HTTPError"});
-        self.validate(&schema, &instance).map_err(|e| format!("{method} {path} 404 (no route): {e}"))
+        let instance: Value = serde_json::from_slice(body).map_err(|e| format!("{what}: not JSON: {e}"))?;
+        self.validate(&media["schema"], &instance).map_err(|e| format!("{what}: {e}"))
     }
 
     /// `Ok` when the response carries every header the description requires of it, and each
