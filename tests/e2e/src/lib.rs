@@ -2,6 +2,7 @@
 //! Spin CLI of `SPIN_BIN`), on a fresh PostgreSQL database or a fresh SQLite state directory,
 //! and a client whose every response is checked against the OpenAPI description.
 
+pub mod browser;
 pub mod harness;
 pub mod spec;
 
@@ -13,6 +14,7 @@ use reqwest::Method;
 use serde_json::Value;
 pub use test_support::{AppOptions, AppSource, PostgresFixture, Spin, SpinApp};
 
+use browser::{Browser, BrowserReply, BrowserRequest};
 use spec::Spec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +264,25 @@ impl Service {
             );
         }
         reply
+    }
+
+    /// Has `browser`'s page, on another origin, make `request` to this service, and checks what
+    /// the page could read against the OpenAPI description: the status and the body. The
+    /// headers are not checked here: the browser shows the page only those CORS lets it read.
+    pub async fn from_browser(&self, browser: &Browser, request: &BrowserRequest) -> Result<BrowserReply, String> {
+        let reply = browser.fetch(self.app.base_url(), request).await?;
+        let path = request.path().split('?').next().unwrap_or_default();
+        let content_type = reply.header("content-type");
+        if let Err(mismatch) =
+            self.spec().await.check(request.method(), path, reply.status, content_type, reply.body.as_bytes())
+        {
+            panic!(
+                "{}: the browser read an answer that contradicts openapi.json: {mismatch}\nbody: {}",
+                self.spin(),
+                reply.body
+            );
+        }
+        Ok(reply)
     }
 
     /// Sends a request without checking the answer against the description: to fetch the
