@@ -1,8 +1,9 @@
 //! The admin UI's calls from a real browser on another origin (headless Chromium: src/browser.rs).
 //! The UI (the framework's `frontend/app/services/integrations.tsx`) lists with
 //! `fetch(base + "/admin/integrations/")`, reads one with `fetch(base + "/admin/integrations/" +
-//! id)`, and saves with a `fetch` PUT of `{status, settings}` as `Content-Type: application/json`,
-//! which the browser sends only after a preflight. The other tests check the CORS headers the
+//! id)`, and saves with a `fetch` PUT as `Content-Type: application/json`, which the browser sends
+//! only after a preflight: its settings form saves on every keystroke, the integration it holds
+//! with the setting typed in, and its toggle the integration with `status` and the form's settings. The other tests check the CORS headers the
 //! app sends; these check that a browser, which decides what a page may send and read, lets the
 //! UI do its work: each answer, errors included, readable by the page, and nothing readable or
 //! written from an origin the operator did not allow. Last, `/docs` as the browser renders it.
@@ -42,15 +43,28 @@ e2e::e2e_tests!(
         let first_etag = read.header("etag").expect("the page reads the ETag").to_owned();
         assert_eq!(read.header("x-request-id").map(str::len), Some(32), "{:?}", read.headers);
 
-        // updateIntegration, as the UI sends it: its JSON body makes the browser ask first.
-        let settings = json!({"verify": "v3rify", "secret": "app-secret", "page_access_token": "EAAB-page"});
-        let save = ui(BrowserRequest::put(ITEM, &json!({"status": true, "settings": settings}))).await;
+        // updateIntegration, as the UI's form calls it on each keystroke: the integration it holds
+        // (as read: created_at and updated_at too) with the one setting typed in, then what the
+        // API answered in its place. The JSON body makes the browser ask first (a preflight).
+        let mut integration = read.json();
+        for typed in ["m", "my", "my-verify"] {
+            integration["settings"]["verify"] = json!(typed);
+            let save = ui(BrowserRequest::put(ITEM, &integration)).await;
+            assert_eq!(save.status, 200, "{}", save.body);
+            assert_eq!(save.json()["settings"]["verify"], typed);
+            integration = save.json();
+        }
+        // The browser's preflight, not the test's: the app saw an OPTIONS before the PUTs.
+        service.wait_for_log(&format!(r#""method":"OPTIONS","path":"{ITEM}""#)).await;
+        // ... and as its toggle calls it: the integration, enabled, with the form's settings.
+        let settings = json!({"verify": "my-verify", "secret": "app-secret", "page_access_token": "EAAB-page"});
+        integration["status"] = json!(true);
+        integration["settings"] = settings.clone();
+        let save = ui(BrowserRequest::put(ITEM, &integration)).await;
         assert_eq!(save.status, 200, "{}", save.body);
         assert_eq!((save.json()["status"].clone(), save.json()["settings"].clone()), (json!(true), settings.clone()));
         let etag = save.header("etag").expect("the page reads the new ETag").to_owned();
         assert_ne!(etag, first_etag);
-        // The browser's preflight, not the test's: the app saw an OPTIONS before the PUT.
-        service.wait_for_log(&format!(r#""method":"OPTIONS","path":"{ITEM}""#)).await;
 
         // A UI that saves with If-Match: the preflight lets the header through, and a conflict is
         // a 412 the page can read and tell the user about.
