@@ -65,6 +65,10 @@ e2e::e2e_tests!(
         assert_eq!((save.json()["status"].clone(), save.json()["settings"].clone()), (json!(true), settings.clone()));
         let etag = save.header("etag").expect("the page reads the new ETag").to_owned();
         assert_ne!(etag, first_etag);
+        // Reading it again shows the save: neither the browser's cache nor the app's answers the
+        // copy read before it.
+        let again = ui(BrowserRequest::get(ITEM)).await;
+        assert_eq!((again.json()["settings"].clone(), again.header("etag")), (settings.clone(), Some(etag.as_str())));
 
         // A UI that saves with If-Match: the preflight lets the header through, and a conflict is
         // a 412 the page can read and tell the user about.
