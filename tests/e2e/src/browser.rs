@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, watch, Mutex};
 
 /// The page: it asks its own origin for the next request (`GET /next`, answered when the test
 /// has one), makes it, and posts what it saw back (`POST /result`).
@@ -127,7 +127,10 @@ pub struct Browser {
     requests: mpsc::Sender<Value>,
     results: Mutex<mpsc::Receiver<Value>>,
     origin: String,
-    chromium: tokio::process::Child,
+    /// Chromium's process group (its pid).
+    group: i32,
+    /// How Chromium exited, once it has: a browser that dies fails the request at once.
+    exited: watch::Receiver<Option<std::process::ExitStatus>>,
     server: tokio::task::JoinHandle<()>,
     dir: tempfile::TempDir,
     started: AtomicBool,
@@ -152,10 +155,17 @@ impl Browser {
             .stderr(output)
             // Its own process group: Chromium starts a zygote, renderers and a GPU process, and
             // all of them go with it (Drop).
-            .process_group(0)
-            .kill_on_drop(true);
-        let chromium = command.spawn().context(MISSING)?;
-        Ok(Self { requests, results: Mutex::new(results), origin, chromium, server, dir, started: Default::default() })
+            .process_group(0);
+        let mut chromium = command.spawn().context(MISSING)?;
+        let group = chromium.id().context("Chromium's pid")? as i32;
+        let (exit, exited) = watch::channel(None);
+        tokio::spawn(async move {
+            if let Ok(status) = chromium.wait().await {
+                let _ = exit.send(Some(status));
+            }
+        });
+        let results = Mutex::new(results);
+        Ok(Self { requests, results, origin, group, exited, server, dir, started: Default::default() })
     }
 
     /// The page's origin, as the browser sends it in `Origin`.
@@ -177,14 +187,18 @@ impl Browser {
         let first = !self.started.swap(true, Ordering::Relaxed);
         let limit = if first { START_TIMEOUT } else { crate::REQUEST_TIMEOUT };
         self.requests.send(order).await.expect("the page's server runs");
-        let result = tokio::time::timeout(limit, async { self.results.lock().await.recv().await }).await;
-        let result = match result {
-            Ok(Some(result)) => result,
-            Ok(None) | Err(_) => panic!(
-                "the browser did not report {} {url} within {limit:?}; Chromium said:\n{}",
-                request.method,
-                self.output()
-            ),
+        let mut exited = self.exited.clone();
+        let result = tokio::select! {
+            result = async { self.results.lock().await.recv().await } => result,
+            _ = exited.wait_for(Option::is_some) => None,
+            () = tokio::time::sleep(limit) => None,
+        };
+        let Some(result) = result else {
+            let exit = match *self.exited.borrow() {
+                Some(status) => format!("Chromium exited ({status})"),
+                None => format!("no report within {limit:?}"),
+            };
+            panic!("the browser did not make {} {url}: {exit}; Chromium said:\n{}", request.method, self.output());
         };
         if let Some(error) = result.get("error") {
             return Err(error.as_str().unwrap_or_default().to_owned());
@@ -208,10 +222,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if let Some(group) = self.chromium.id() {
-            // SAFETY: killpg(2) on the group this struct created (process_group(0) above).
-            unsafe { libc::killpg(group as i32, libc::SIGKILL) };
-        }
+        // SAFETY: killpg(2) on the group this struct created (process_group(0) above).
+        unsafe { libc::killpg(self.group, libc::SIGKILL) };
         self.server.abort();
     }
 }

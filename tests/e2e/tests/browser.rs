@@ -19,7 +19,7 @@ e2e::e2e_tests!(
     /// Every call of the UI, and what a UI can do with what this API adds (the ETag for
     /// `If-Match`, the request id, the error details), from a page of another origin.
     async fn the_admin_ui_works_from_another_origin(service: Service) {
-        let browser = Browser::open().await.expect("headless Chromium starts");
+        let browser = Browser::open().await.expect("a browser");
         let ui = |request: BrowserRequest| {
             let service = &service;
             let browser = &browser;
@@ -109,7 +109,7 @@ e2e::e2e_tests!(
     async fn a_ui_signs_in_with_a_token_from_another_origin(spin: &Spin) {
         let tokens = "ui:admin:ui-admin-token,bot:read:bot-read-token";
         let service = Service::start_with(spin, Backend::Sqlite, &[("api_tokens", tokens)]).await;
-        let browser = Browser::open().await.expect("headless Chromium starts");
+        let browser = Browser::open().await.expect("a browser");
         let ui = |request: BrowserRequest| {
             let (service, browser) = (&service, &browser);
             async move { service.from_browser(browser, &request).await.expect("the browser lets the page read it") }
@@ -135,7 +135,7 @@ e2e::e2e_tests!(
     /// the page reads nothing and its save is never sent (the preflight fails); the same page is
     /// let in once the operator names its origin.
     async fn an_origin_the_operator_did_not_allow_reads_and_writes_nothing(spin: &Spin) {
-        let browser = Browser::open().await.expect("headless Chromium starts");
+        let browser = Browser::open().await.expect("a browser");
         let other = [("cors_allowed_origins", "https://admin.example.com")];
         let mut service = Service::start_with(spin, Backend::Sqlite, &other).await;
 
