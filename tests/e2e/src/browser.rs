@@ -39,6 +39,8 @@ fn chromium(profile: &std::path::Path) -> tokio::process::Command {
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"])
         // No calls home: the machine's network is closed, and the test wants only its own.
         .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        // Shared memory in /tmp, not /dev/shm: a container's (GitHub's CI job runs in one) is 64 MB.
+        .arg("--disable-dev-shm-usage")
         .arg(format!("--user-data-dir={}", profile.display()));
     command
 }
